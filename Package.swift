@@ -30,7 +30,10 @@ let package = Package(
         .systemLibrary(name: "CDPDK", path: "CDPDK"),
         .target(
             name: "TunnelCore",
-            dependencies: [.product(name: "Yams", package: "Yams")]
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Atomics", package: "swift-atomics"),
+            ]
         ),
         .target(
             name: "TunnelDataplane",

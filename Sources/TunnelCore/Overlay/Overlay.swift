@@ -1,0 +1,152 @@
+/// The control plane's model of the overlay: tunnels, inner-MAC forwarding entries, flood
+/// lists and access ports, plus the tunnel neighbors they need. It is the single source of
+/// truth from which forwarding snapshots are built; runtime commands change it.
+public struct Overlay: Sendable {
+    public struct MACKey: Hashable, Sendable {
+        public var segment: VNI
+        public var mac: MACAddress
+    }
+
+    public struct BoundAccessPort: Sendable {
+        public var portID: UInt16
+        public var config: AccessPort
+    }
+
+    public struct DeletedTunnel: Sendable {
+        public var forwardingEntriesRemoved: Int
+        public var floodListsLeft: Int
+        /// The next hop, when this tunnel was its last user.
+        public var removedNextHop: TunnelNeighborTable.Entry?
+    }
+
+    public let uplink: Uplink
+    public let localMAC: MACAddress
+    public let access: [BoundAccessPort]
+    /// Tunnels in the order they were created.
+    public private(set) var tunnels: [Tunnel] = []
+    public private(set) var forwarding: [MACKey: String] = [:]
+    public private(set) var flood: [VNI: [String]] = [:]
+    public private(set) var neighbors: TunnelNeighborTable
+
+    /// Builds the overlay of a validated configuration. `accessPortIDs` are the DPDK port
+    /// ids of `configuration.access`, in the same order.
+    public init(configuration: Configuration, localMAC: MACAddress, accessPortIDs: [UInt16], nowMs: UInt64) throws(OverlayError) {
+        precondition(accessPortIDs.count == configuration.access.count)
+        uplink = configuration.uplink
+        self.localMAC = localMAC
+        access = zip(accessPortIDs, configuration.access).map { BoundAccessPort(portID: $0, config: $1) }
+        neighbors = TunnelNeighborTable(allocator: NextHopAllocator(
+            capacity: configuration.dataplane.maxNextHops,
+            quarantineMs: UInt64(configuration.pending.lifetimeMs) + 1000))
+        for tunnel in configuration.tunnels { _ = try addTunnel(tunnel, nowMs: nowMs) }
+        for entry in configuration.forwarding {
+            try addForwarding(segment: entry.segment, mac: entry.mac, tunnel: entry.tunnel)
+        }
+        for list in configuration.flood { flood[list.segment] = list.tunnels }
+    }
+
+    public func tunnel(named name: String) -> Tunnel? {
+        tunnels.first { $0.name == name }
+    }
+
+    public func nextHop(of tunnel: Tunnel) -> IPv4Address? {
+        uplink.nextHop(for: tunnel.remote)
+    }
+
+    /// Adds a tunnel and attaches it to its next hop; an `.added` result is a new tunnel
+    /// neighbor to resolve at once.
+    public mutating func addTunnel(_ tunnel: Tunnel, nowMs: UInt64) throws(OverlayError) -> TunnelNeighborTable.AttachResult {
+        if self.tunnel(named: tunnel.name) != nil { throw .duplicateTunnel(tunnel.name) }
+        if let problem = TunnelRules.problem(with: tunnel, uplink: uplink) {
+            throw .invalidTunnel(tunnel.name, problem)
+        }
+        if let twin = tunnels.first(where: { TunnelRules.sameEndpoint($0, tunnel) }) {
+            throw .invalidTunnel(tunnel.name, "same type, remote, vni and port as tunnel '\(twin.name)'")
+        }
+        let hop = nextHop(of: tunnel)!
+        let result = neighbors.attach(tunnel: tunnel.name, nextHop: hop, nowMs: nowMs)
+        if result == .full { throw .nextHopTableFull(hop) }
+        tunnels.append(tunnel)
+        return result
+    }
+
+    /// Deletes a tunnel with its forwarding entries and flood-list memberships.
+    public mutating func deleteTunnel(named name: String, nowMs: UInt64) throws(OverlayError) -> DeletedTunnel {
+        guard let index = tunnels.firstIndex(where: { $0.name == name }) else { throw .unknownTunnel(name) }
+        let tunnel = tunnels.remove(at: index)
+        let before = forwarding.count
+        forwarding = forwarding.filter { $0.value != name }
+        var floodLeft = 0
+        for (segment, list) in flood where list.contains(name) {
+            flood[segment] = list.filter { $0 != name }
+            floodLeft += 1
+        }
+        let removed = neighbors.detach(tunnel: name, nextHop: nextHop(of: tunnel)!, nowMs: nowMs)
+        return DeletedTunnel(forwardingEntriesRemoved: before - forwarding.count, floodListsLeft: floodLeft, removedNextHop: removed)
+    }
+
+    public mutating func addForwarding(segment: VNI, mac: MACAddress, tunnel name: String) throws(OverlayError) {
+        guard let tunnel = tunnel(named: name) else { throw .unknownTunnel(name) }
+        guard tunnel.vni == segment else { throw .segmentMismatch(tunnel: name, vni: tunnel.vni, segment: segment) }
+        guard !mac.isMulticast, mac != .zero else { throw .invalidMAC(mac) }
+        let key = MACKey(segment: segment, mac: mac)
+        if let existing = forwarding[key] { throw .duplicateForwarding(segment: segment, mac: mac, tunnel: existing) }
+        forwarding[key] = name
+    }
+
+    public mutating func deleteForwarding(segment: VNI, mac: MACAddress) throws(OverlayError) {
+        guard forwarding.removeValue(forKey: MACKey(segment: segment, mac: mac)) != nil else {
+            throw .unknownForwarding(segment: segment, mac: mac)
+        }
+    }
+
+    /// The forwarding state the workers need, with outer headers ready for each tunnel.
+    public func plan() -> ForwardingPlan {
+        var plan = ForwardingPlan()
+        let vnis = Set(access.map(\.config.segment)).union(forwarding.keys.map(\.segment)).union(flood.keys)
+        plan.segments = vnis.sorted()
+        let segmentIndex = Dictionary(uniqueKeysWithValues: plan.segments.enumerated().map { ($1, UInt16($0)) })
+        var tunnelIndex: [String: TunnelIndex] = [:]
+        for tunnel in tunnels {
+            tunnelIndex[tunnel.name] = TunnelIndex(rawValue: UInt32(plan.tunnels.count))
+            let header = OuterHeaderTemplate(tunnel: tunnel, localAddress: uplink.address.address, localMAC: localMAC)
+            plan.tunnels.append(TunnelEntry(
+                header: header,
+                nextHop: neighbors[nextHop(of: tunnel)!]!.id,
+                maxInnerLength: UInt32(max(0, uplink.mtu - header.mtuOverhead)),
+                dontFragment: tunnel.dontFragment))
+        }
+        plan.flood = plan.segments.map { vni in (flood[vni] ?? []).compactMap { tunnelIndex[$0] } }
+        for port in access {
+            plan.access[port.portID] = AccessBinding(segment: segmentIndex[port.config.segment]!, vlan: port.config.vlan ?? 0)
+        }
+        plan.macs = forwarding.map { key, name in
+            ForwardingPlan.MACEntry(segment: segmentIndex[key.segment]!, mac: key.mac, tunnel: tunnelIndex[name]!)
+        }
+        return plan
+    }
+}
+
+public enum OverlayError: Error, Equatable, CustomStringConvertible {
+    case duplicateTunnel(String)
+    case unknownTunnel(String)
+    case invalidTunnel(String, String)
+    case nextHopTableFull(IPv4Address)
+    case segmentMismatch(tunnel: String, vni: VNI, segment: VNI)
+    case invalidMAC(MACAddress)
+    case duplicateForwarding(segment: VNI, mac: MACAddress, tunnel: String)
+    case unknownForwarding(segment: VNI, mac: MACAddress)
+
+    public var description: String {
+        switch self {
+        case .duplicateTunnel(let n): "a tunnel named '\(n)' already exists"
+        case .unknownTunnel(let n): "no tunnel named '\(n)'"
+        case .invalidTunnel(let n, let why): "tunnel '\(n)': \(why)"
+        case .nextHopTableFull(let a): "next hop \(a): the next-hop table is full (dataplane.max_next_hops)"
+        case .segmentMismatch(let n, let vni, let s): "tunnel '\(n)' carries vni \(vni), not segment \(s)"
+        case .invalidMAC(let m): "\(m) is not a unicast MAC address"
+        case .duplicateForwarding(let s, let m, let t): "segment \(s) already forwards \(m) to tunnel '\(t)'"
+        case .unknownForwarding(let s, let m): "segment \(s) has no forwarding entry for \(m)"
+        }
+    }
+}

@@ -1,0 +1,180 @@
+/// The outer headers of one tunnel, Ethernet through VXLAN, Geneve or GRE, prepared
+/// once so that encapsulating a packet is a copy of a few words plus the handful of
+/// fields that change per packet: the next hop's MAC address, the IPv4 total length,
+/// identification and checksum, and the UDP length and source port.
+///
+/// It is a trivial type of fixed size with no references, so tunnel tables can keep
+/// it in raw or shared memory and copy it freely.
+///
+/// Layouts (offsets in bytes):
+///
+///     VXLAN, Geneve (50):  Ethernet 0  IPv4 14  UDP 34  VXLAN/Geneve 42
+///     NVGRE (42):          Ethernet 0  IPv4 14  GRE 34
+@frozen
+public struct OuterHeaderTemplate: Sendable {
+    // The header in 8-byte words, each held as the native integer whose memory
+    // representation is those eight header bytes, so unchanged words are stored as
+    // they are and only the patched ones are byte-swapped. `head` covers bytes 0..<40,
+    // `tail` the last 16 bytes (from `length - 16`), so that 7 stores write exactly
+    // `length` bytes for either length and nothing after it: the inner frame follows.
+    @usableFromInline internal var head: (UInt64, UInt64, UInt64, UInt64, UInt64)
+    @usableFromInline internal var tail: (UInt64, UInt64)
+    /// The bits of bytes 32..<40 (big-endian view) that are the UDP source port and
+    /// length; zero for NVGRE, whose GRE header sits there instead.
+    @usableFromInline internal var udpFieldMask: UInt64
+    /// The one's-complement sum of the IPv4 header's 16-bit words with total length,
+    /// identification and checksum taken as 0, folded, in host order.
+    public let partialIPv4Checksum: UInt16
+    @usableFromInline internal var lengthByte: UInt8
+    public let type: EncapsulationType
+
+    /// The number of bytes `write` fills: 50 for VXLAN and Geneve, 42 for NVGRE.
+    @inlinable
+    public var length: Int { Int(lengthByte) }
+
+    /// The outer IPv4 total length minus the inner frame length: an inner frame of
+    /// `n` bytes fits an underlay MTU `mtu` when `n + mtuOverhead <= mtu`.
+    @inlinable
+    public var mtuOverhead: Int { length &- HeaderSize.ethernet }
+
+    /// The outer header length for a tunnel type.
+    @inlinable
+    public static func length(of type: EncapsulationType) -> Int {
+        switch type {
+        case .vxlan: HeaderSize.ethernet + HeaderSize.ipv4 + HeaderSize.udp + HeaderSize.vxlan
+        case .geneve: HeaderSize.ethernet + HeaderSize.ipv4 + HeaderSize.udp + HeaderSize.geneve
+        case .nvgre: HeaderSize.ethernet + HeaderSize.ipv4 + HeaderSize.greWithKey
+        }
+    }
+
+    /// Prepares the headers of a tunnel from `localAddress`/`localMAC` (the uplink) to
+    /// `remoteAddress`.
+    ///
+    /// - Parameters:
+    ///   - vni: the VXLAN or Geneve VNI, or the NVGRE VSID.
+    ///   - destinationPort: the UDP destination port; ignored for NVGRE.
+    ///   - dontFragment: sets the outer DF bit.
+    ///   - flowID: the NVGRE FlowID, the low 8 bits of the GRE key; ignored otherwise.
+    public init(
+        type: EncapsulationType,
+        localAddress: IPv4Address, localMAC: MACAddress,
+        remoteAddress: IPv4Address, vni: VNI,
+        destinationPort: UInt16? = nil, ttl: UInt8 = 64, dontFragment: Bool = true, flowID: UInt8 = 0
+    ) {
+        let length = Self.length(of: type)
+        var bytes = [UInt8](repeating: 0, count: 56)
+        func put16(_ value: UInt16, at offset: Int) {
+            bytes[offset] = UInt8(truncatingIfNeeded: value >> 8)
+            bytes[offset + 1] = UInt8(truncatingIfNeeded: value)
+        }
+        func put32(_ value: UInt32, at offset: Int) {
+            put16(UInt16(truncatingIfNeeded: value >> 16), at: offset)
+            put16(UInt16(truncatingIfNeeded: value), at: offset + 2)
+        }
+
+        // Ethernet; the destination is the next hop's, written per packet.
+        for i in 0..<6 { bytes[6 + i] = localMAC.octet(i) }
+        put16(EtherType.ipv4.rawValue, at: 12)
+
+        // IPv4: total length (16), identification (18) and checksum (24) per packet.
+        bytes[14] = 0x45
+        put16(dontFragment ? 0x4000 : 0, at: 20)
+        bytes[22] = ttl
+        bytes[23] = (type == .nvgre ? IPProtocol.gre : IPProtocol.udp).rawValue
+        put32(localAddress.rawValue, at: 26)
+        put32(remoteAddress.rawValue, at: 30)
+
+        switch type {
+        case .vxlan, .geneve:
+            // UDP: source port (34) and length (38) per packet, checksum 0 (RFC 7348 §5,
+            // RFC 8926 §3.3 allow it over IPv4).
+            put16(destinationPort ?? type.defaultDestinationPort ?? 0, at: 36)
+            if type == .vxlan {
+                bytes[42] = 0x08  // I flag: the VNI is valid.
+            } else {
+                // Version 0, no options, O and C clear.
+                put16(EtherType.transparentEthernetBridging.rawValue, at: 44)
+            }
+            put32(vni.rawValue << 8, at: 46)
+        case .nvgre:
+            put16(0x2000, at: 34)  // K: key present; C, S and version 0.
+            put16(EtherType.transparentEthernetBridging.rawValue, at: 36)
+            put32(vni.rawValue << 8 | UInt32(flowID), at: 38)
+        }
+
+        var sum: UInt32 = 0
+        for offset in stride(from: 14, to: 34, by: 2) {
+            sum += UInt32(bytes[offset]) << 8 | UInt32(bytes[offset + 1])
+        }
+        sum = (sum >> 16) + (sum & 0xFFFF)
+        sum = (sum >> 16) + (sum & 0xFFFF)
+
+        func word(at offset: Int) -> UInt64 {
+            var value: UInt64 = 0
+            for i in 0..<8 { value = value << 8 | UInt64(bytes[offset + i]) }
+            return UInt64(bigEndian: value)
+        }
+        head = (word(at: 0), word(at: 8), word(at: 16), word(at: 24), word(at: 32))
+        tail = (word(at: length - 16), word(at: length - 8))
+        udpFieldMask = type == .nvgre ? 0 : 0x0000_FFFF_0000_FFFF
+        partialIPv4Checksum = UInt16(sum)
+        lengthByte = UInt8(length)
+        self.type = type
+    }
+
+    /// Prepares the headers of `tunnel` sent from the uplink's address and MAC.
+    public init(tunnel: Tunnel, localAddress: IPv4Address, localMAC: MACAddress) {
+        self.init(
+            type: tunnel.type, localAddress: localAddress, localMAC: localMAC,
+            remoteAddress: tunnel.remote, vni: tunnel.vni, destinationPort: tunnel.destinationPort,
+            ttl: tunnel.ttl, dontFragment: tunnel.dontFragment, flowID: tunnel.flowID)
+    }
+
+    /// Writes the complete outer header at `header`, the `length` bytes the caller has
+    /// prepended to an inner frame of `innerLength` bytes.
+    ///
+    /// - Parameters:
+    ///   - nextHopMAC: the outer destination MAC address.
+    ///   - sourcePort: the UDP source port (see `InnerFlow.udpSourcePort`); ignored
+    ///     for NVGRE.
+    ///   - identification: the IPv4 identification; 0 when DF is set (RFC 6864 §4.1).
+    /// - Precondition: `innerLength + mtuOverhead <= 65535`, which any MTU check
+    ///   ensures.
+    @inlinable @inline(__always)
+    public func write(
+        to header: UnsafeMutableRawPointer, innerLength: Int,
+        nextHopMAC: MACAddress, sourcePort: UInt16, identification: UInt16
+    ) {
+        let totalLength = UInt16(truncatingIfNeeded: innerLength &+ mtuOverhead)
+        let udpLength = UInt16(truncatingIfNeeded: innerLength &+ length &- HeaderSize.ethernet &- HeaderSize.ipv4)
+
+        var sum = UInt32(partialIPv4Checksum) &+ UInt32(totalLength) &+ UInt32(identification)
+        sum = (sum >> 16) &+ (sum & 0xFFFF)
+        sum = (sum >> 16) &+ (sum & 0xFFFF)
+        let checksum = ~UInt16(truncatingIfNeeded: sum)
+
+        // Patched in the big-endian view, where a field's bytes are where they are read.
+        let w0 = UInt64(bigEndian: head.0) & 0xFFFF | nextHopMAC.rawValue << 16
+        let w2 = UInt64(bigEndian: head.2) & 0x0000_0000_FFFF_FFFF
+            | UInt64(totalLength) << 48 | UInt64(identification) << 32
+        let w3 = UInt64(bigEndian: head.3) & 0x0000_FFFF_FFFF_FFFF | UInt64(checksum) << 48
+        let w4 = UInt64(bigEndian: head.4) & ~udpFieldMask
+            | (UInt64(sourcePort) << 32 | UInt64(udpLength)) & udpFieldMask
+
+        // The tail first: the head words overwrite its first bytes with patched values.
+        header.storeBytes(of: tail.0, toByteOffset: length &- 16, as: UInt64.self)
+        header.storeBytes(of: tail.1, toByteOffset: length &- 8, as: UInt64.self)
+        header.storeBytes(of: w0.bigEndian, toByteOffset: 0, as: UInt64.self)
+        header.storeBytes(of: head.1, toByteOffset: 8, as: UInt64.self)
+        header.storeBytes(of: w2.bigEndian, toByteOffset: 16, as: UInt64.self)
+        header.storeBytes(of: w3.bigEndian, toByteOffset: 24, as: UInt64.self)
+        header.storeBytes(of: w4.bigEndian, toByteOffset: 32, as: UInt64.self)
+    }
+}
+
+extension OuterHeaderTemplate: Equatable {
+    public static func == (a: OuterHeaderTemplate, b: OuterHeaderTemplate) -> Bool {
+        a.head == b.head && a.tail == b.tail && a.udpFieldMask == b.udpFieldMask
+            && a.partialIPv4Checksum == b.partialIPv4Checksum && a.lengthByte == b.lengthByte && a.type == b.type
+    }
+}

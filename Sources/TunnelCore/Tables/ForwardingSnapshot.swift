@@ -1,0 +1,111 @@
+/// What a forwarding snapshot is built from: plain Swift values, assembled by the control
+/// plane from its overlay model.
+public struct ForwardingPlan: Sendable {
+    public struct MACEntry: Sendable {
+        public var segment: UInt16
+        public var mac: MACAddress
+        public var tunnel: TunnelIndex
+
+        public init(segment: UInt16, mac: MACAddress, tunnel: TunnelIndex) {
+            self.segment = segment
+            self.mac = mac
+            self.tunnel = tunnel
+        }
+    }
+
+    /// The segments' VNIs; a segment's index in this array is its index everywhere else.
+    public var segments: [VNI] = []
+    /// Flood list per segment index (same count as `segments`).
+    public var flood: [[TunnelIndex]] = []
+    /// Access binding per DPDK port id.
+    public var access: [UInt16: AccessBinding] = [:]
+    public var tunnels: [TunnelEntry] = []
+    public var macs: [MACEntry] = []
+
+    public init() {}
+}
+
+/// Owns one immutable `ForwardingView` and the arrays behind it, in a single allocation.
+///
+/// The control core owns it; `ForwardingPublisher` keeps a replaced snapshot alive until
+/// the workers are done with it.
+public final class ForwardingSnapshot: @unchecked Sendable {
+    public let view: UnsafePointer<ForwardingView>
+    private let base: UnsafeMutableRawPointer
+
+    /// Port ids up to this value can be access ports (DPDK's RTE_MAX_ETHPORTS is 32 here).
+    public static let accessCapacity = 64
+
+    public init(_ plan: ForwardingPlan) {
+        precondition(plan.flood.count == plan.segments.count, "one flood list per segment")
+        precondition(plan.segments.count < Int(UInt16.max), "segment indexes are 16-bit")
+        // Load factor at most 1/2 keeps linear probes short even when MACs cluster.
+        var bucketCount = 16
+        while bucketCount < plan.macs.count * 2 { bucketCount <<= 1 }
+        let floodCount = plan.flood.reduce(0) { $0 + $1.count }
+
+        var layout = Layout()
+        let viewOffset = layout.reserve(ForwardingView.self, count: 1)
+        let bucketsOffset = layout.reserve(ForwardingBucket.self, count: bucketCount)
+        let tunnelsOffset = layout.reserve(TunnelEntry.self, count: max(plan.tunnels.count, 1))
+        let segmentsOffset = layout.reserve(SegmentEntry.self, count: max(plan.segments.count, 1))
+        let floodOffset = layout.reserve(TunnelIndex.self, count: max(floodCount, 1))
+        let accessOffset = layout.reserve(AccessBinding.self, count: Self.accessCapacity)
+
+        base = .allocate(byteCount: layout.size, alignment: 64)
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: layout.size)
+
+        let buckets = (base + bucketsOffset).bindMemory(to: ForwardingBucket.self, capacity: bucketCount)
+        let tunnels = (base + tunnelsOffset).bindMemory(to: TunnelEntry.self, capacity: plan.tunnels.count)
+        let segments = (base + segmentsOffset).bindMemory(to: SegmentEntry.self, capacity: plan.segments.count)
+        let floodTunnels = (base + floodOffset).bindMemory(to: TunnelIndex.self, capacity: floodCount)
+        let access = (base + accessOffset).bindMemory(to: AccessBinding.self, capacity: Self.accessCapacity)
+
+        tunnels.initialize(from: plan.tunnels, count: plan.tunnels.count)
+        var floodCursor = 0
+        for (i, vni) in plan.segments.enumerated() {
+            let list = plan.flood[i]
+            (floodTunnels + floodCursor).initialize(from: list, count: list.count)
+            segments[i] = SegmentEntry(vni: vni, floodStart: UInt32(floodCursor), floodCount: UInt32(list.count))
+            floodCursor += list.count
+        }
+        access.initialize(repeating: .unbound, count: Self.accessCapacity)
+        for (port, binding) in plan.access {
+            precondition(Int(port) < Self.accessCapacity, "port id \(port) beyond the access table")
+            access[Int(port)] = binding
+        }
+
+        let shift = UInt64(64 - bucketCount.trailingZeroBitCount)
+        let viewPointer = (base + viewOffset).bindMemory(to: ForwardingView.self, capacity: 1)
+        viewPointer.initialize(to: ForwardingView(
+            buckets: buckets, bucketMask: UInt64(bucketCount - 1), bucketShift: shift,
+            tunnels: tunnels, tunnelCount: plan.tunnels.count,
+            segments: segments, segmentCount: plan.segments.count,
+            floodTunnels: floodTunnels, access: access, accessCapacity: Self.accessCapacity
+        ))
+        for entry in plan.macs {
+            let key = ForwardingView.key(segment: entry.segment, mac: entry.mac)
+            var i = viewPointer.pointee.bucketIndex(of: key)
+            while buckets[Int(i)].tunnelPlusOne != 0 && buckets[Int(i)].key != key {
+                i = (i &+ 1) & UInt64(bucketCount - 1)
+            }
+            buckets[Int(i)] = ForwardingBucket(key: key, tunnelPlusOne: entry.tunnel.rawValue + 1, padding: 0)
+        }
+        view = UnsafePointer(viewPointer)
+    }
+
+    deinit {
+        base.deallocate()
+    }
+
+    /// Offsets of the arrays inside the single allocation, each cache-line aligned.
+    private struct Layout {
+        var size = 0
+
+        mutating func reserve<T>(_: T.Type, count: Int) -> Int {
+            let offset = (size + 63) & ~63
+            size = offset + MemoryLayout<T>.stride * count
+            return offset
+        }
+    }
+}

@@ -1,0 +1,130 @@
+/// One tunnel as the workers see it: a ready outer header and the next hop whose MAC
+/// completes it.
+public struct TunnelEntry: Sendable {
+    public var header: OuterHeaderTemplate
+    public var nextHop: NextHopID
+    /// Largest inner frame that still fits the uplink MTU once encapsulated.
+    public var maxInnerLength: UInt32
+    /// With DF set the IPv4 identification stays 0 (RFC 6864 atomic datagrams); without
+    /// it the sender numbers its datagrams so that fragments can be reassembled.
+    public var dontFragment: Bool
+
+    public init(header: OuterHeaderTemplate, nextHop: NextHopID, maxInnerLength: UInt32, dontFragment: Bool) {
+        self.header = header
+        self.nextHop = nextHop
+        self.maxInnerLength = maxInnerLength
+        self.dontFragment = dontFragment
+    }
+}
+
+/// Identifies a tunnel inside one forwarding snapshot (an index into its tunnel array).
+public struct TunnelIndex: Hashable, Sendable {
+    public let rawValue: UInt32
+
+    @inlinable
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+}
+
+/// What a worker needs to know about an access port: which segment its frames belong to
+/// and which VLAN tag, if any, it takes.
+public struct AccessBinding: Sendable, Equatable {
+    /// Index into the snapshot's segments; `AccessBinding.unbound` when the port is not
+    /// an access port.
+    public var segment: UInt16
+    /// 0 = frames are carried unchanged, tagged or not.
+    public var vlan: UInt16
+
+    public static let unbound = AccessBinding(segment: .max, vlan: 0)
+
+    public init(segment: UInt16, vlan: UInt16) {
+        self.segment = segment
+        self.vlan = vlan
+    }
+}
+
+public struct SegmentEntry: Sendable {
+    public var vni: VNI
+    public var floodStart: UInt32
+    public var floodCount: UInt32
+}
+
+@usableFromInline
+struct ForwardingBucket {
+    /// Segment index in bits 63…48, inner MAC in bits 47…0.
+    @usableFromInline var key: UInt64
+    /// Tunnel index + 1; 0 marks an empty bucket.
+    @usableFromInline var tunnelPlusOne: UInt32
+    @usableFromInline var padding: UInt32
+}
+
+/// The read-only forwarding state of the data plane: access bindings, segments with their
+/// flood lists, tunnels with their outer-header templates, and the inner-MAC table.
+///
+/// It lives at the start of a single allocation together with the arrays it points to.
+/// The control core builds a new one for every change and publishes it; workers only
+/// read it, and the old one is freed once every worker has passed a quiescent point
+/// (see `QuiescentState`). Everything here is trivial, so a worker holding a pointer to it
+/// does no reference counting.
+public struct ForwardingView {
+    @usableFromInline let buckets: UnsafeMutablePointer<ForwardingBucket>
+    @usableFromInline let bucketMask: UInt64
+    @usableFromInline let bucketShift: UInt64
+    public let tunnels: UnsafeMutablePointer<TunnelEntry>
+    public let tunnelCount: Int
+    public let segments: UnsafeMutablePointer<SegmentEntry>
+    public let segmentCount: Int
+    @usableFromInline let floodTunnels: UnsafeMutablePointer<TunnelIndex>
+    @usableFromInline let access: UnsafeMutablePointer<AccessBinding>
+    public let accessCapacity: Int
+
+    @inlinable @inline(__always)
+    static func key(segment: UInt16, mac: MACAddress) -> UInt64 {
+        UInt64(segment) << 48 | mac.rawValue
+    }
+
+    @inlinable @inline(__always)
+    func bucketIndex(of key: UInt64) -> UInt64 {
+        // Fibonacci hashing: the multiply spreads the MAC's low (vendor-assigned) bits over
+        // the top bits, which select the bucket.
+        (key &* 0x9E37_79B9_7F4A_7C15) >> bucketShift
+    }
+
+    /// The access binding of a DPDK port id.
+    @inlinable @inline(__always)
+    public func binding(ofPort port: UInt16) -> AccessBinding {
+        Int(port) < accessCapacity ? access[Int(port)] : .unbound
+    }
+
+    /// Where the first cache line of the bucket for `(segment, mac)` lives, so a burst can
+    /// prefetch every packet's bucket before looking any of them up.
+    @inlinable @inline(__always)
+    public func bucketAddress(segment: UInt16, mac: MACAddress) -> UnsafeRawPointer {
+        UnsafeRawPointer(buckets + Int(bucketIndex(of: Self.key(segment: segment, mac: mac))))
+    }
+
+    /// The tunnel that `mac` is reached through in `segment`; `nil` for an unknown MAC.
+    @inlinable @inline(__always)
+    public func tunnel(segment: UInt16, mac: MACAddress) -> TunnelIndex? {
+        let key = Self.key(segment: segment, mac: mac)
+        var i = bucketIndex(of: key)
+        while true {
+            let bucket = buckets[Int(i)]
+            if bucket.tunnelPlusOne == 0 { return nil }
+            if bucket.key == key { return TunnelIndex(rawValue: bucket.tunnelPlusOne &- 1) }
+            i = (i &+ 1) & bucketMask
+        }
+    }
+
+    @inlinable @inline(__always)
+    public func entry(_ index: TunnelIndex) -> UnsafeMutablePointer<TunnelEntry> {
+        tunnels + Int(index.rawValue)
+    }
+
+    /// The tunnels that broadcast, multicast and unknown-unicast frames of `segment` are
+    /// replicated to (head-end replication).
+    @inlinable @inline(__always)
+    public func floodList(segment: UInt16) -> UnsafeBufferPointer<TunnelIndex> {
+        let s = segments[Int(segment)]
+        return UnsafeBufferPointer(start: floodTunnels + Int(s.floodStart), count: Int(s.floodCount))
+    }
+}

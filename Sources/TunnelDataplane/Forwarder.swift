@@ -1,0 +1,169 @@
+import CDPDK
+import Glibc
+import TunnelCore
+
+/// Brings the forwarder up (EAL, pool, ports, tables, workers), runs the control core on
+/// the main lcore until SIGINT or SIGTERM, and takes everything down in reverse order.
+public enum Forwarder {
+    /// Runs until a signal stops it. `ealArguments` starts with the program name.
+    public static func run(configuration: Configuration, ealArguments: [String]) throws(DataplaneError) {
+        try EAL.initialize(arguments: ealArguments)
+        defer { EAL.cleanup() }
+
+        let workers = EAL.workerLcores
+        guard !workers.isEmpty else {
+            throw DataplaneError("no worker lcore: the main lcore is the control core, so give EAL at least two, e.g. -l 0-1")
+        }
+        guard workers.count < Int(UInt16.max) else { throw DataplaneError("too many lcores") }
+        if PortID.all.isEmpty {
+            throw DataplaneError("DPDK found no ports: bind a NIC to vfio-pci (dpdk-devbind.py) and pass -a PCI_ADDRESS, "
+                + "or create virtual ones with --vdev net_tap0 --vdev net_tap1")
+        }
+        let uplink = try PortID(configuration.uplink.port, field: "uplink.port")
+        var accessPorts: [PortID] = []
+        for (i, access) in configuration.access.enumerated() {
+            let port = try PortID(access.port, field: "access[\(i)].port")
+            guard port != uplink else { throw DataplaneError("access[\(i)].port: \(port) is the uplink") }
+            guard Int(port.rawValue) < ForwardingSnapshot.accessCapacity else {
+                throw DataplaneError("access[\(i)].port: port id \(port.rawValue) is beyond \(ForwardingSnapshot.accessCapacity - 1)")
+            }
+            accessPorts.append(port)
+        }
+
+        let settings = configuration.dataplane
+        let queues = UInt16(workers.count)
+        let pool = try MbufPool(
+            name: "tunnelfwd_mbufs",
+            count: mbufCount(configuration, workers: workers.count, ports: accessPorts.count + 1),
+            socket: uplink.socket)
+        defer { pool.free() }
+
+        var started: [PortID] = []
+        defer { started.forEach { $0.stopAndClose() } }
+        try uplink.start(PortSetup(
+            rxQueues: queues, txQueues: queues + 1,
+            rxDescriptors: UInt16(settings.rxDescriptors), txDescriptors: UInt16(settings.txDescriptors),
+            promiscuous: false, mtu: UInt16(configuration.uplink.mtu)), pool: pool, role: "uplink")
+        started.append(uplink)
+        for port in accessPorts {
+            try port.start(PortSetup(
+                rxQueues: queues, txQueues: queues,
+                rxDescriptors: UInt16(settings.rxDescriptors), txDescriptors: UInt16(settings.txDescriptors),
+                promiscuous: true), pool: pool, role: "access port")
+            started.append(port)
+        }
+
+        let overlay: Overlay
+        do {
+            overlay = try Overlay(configuration: configuration, localMAC: uplink.macAddress,
+                                  accessPortIDs: accessPorts.map(\.rawValue), nowMs: Clock.milliseconds)
+        } catch {
+            throw DataplaneError("configuration: \(error)")
+        }
+        let nextHops = NextHopTable.allocate(capacity: settings.maxNextHops)
+        defer { nextHops.deallocate() }
+        for neighbor in configuration.neighbors {
+            if let entry = overlay.neighbors[neighbor.address] { nextHops.setResolved(entry.id, mac: neighbor.mac) }
+        }
+        let publisher = ForwardingPublisher(initial: ForwardingSnapshot(overlay.plan()), readers: workers.count)
+
+        let counters = CounterTable(lcores: [EAL.mainLcore] + workers, maxLcore: Int(RTE_MAX_LCORE))
+        defer { counters.deallocate() }
+        let telemetry = TelemetrySource(counters: counters, pool: pool, ports:
+            [TelemetrySource.PortRole(port: uplink, role: "uplink")]
+            + zip(accessPorts, configuration.access).map {
+                TelemetrySource.PortRole(port: $0, role: "access", segment: $1.segment, vlan: $1.vlan)
+            })
+        Telemetry.register(telemetry)
+
+        var rings: [OpaquePointer] = []
+        defer { rings.forEach { rte_ring_free($0) } }
+        for lcore in workers {
+            guard let ring = rte_ring_create("tf_ctl_\(lcore)", 1024, uplink.socket, UInt32(RING_F_SP_ENQ | RING_F_SC_DEQ)) else {
+                throw DataplaneError("cannot create the control ring of lcore \(lcore): \(String(cString: rte_strerror(tf_errno())))")
+            }
+            rings.append(ring)
+        }
+
+        let running = RunFlag.allocate()
+        Signals.stop(on: [SIGINT, SIGTERM], flag: running)
+        let accessIDs = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: accessPorts.count)
+        _ = accessIDs.initialize(from: accessPorts.map(\.rawValue))
+        defer { accessIDs.deallocate() }
+
+        for (index, lcore) in workers.enumerated() {
+            let setup = WorkerSetup(
+                lcore: lcore, queue: UInt16(index), reader: index,
+                accessPorts: UnsafeBufferPointer(accessIDs), uplink: uplink,
+                forwarding: publisher.reader, quiescentState: publisher.quiescentState,
+                nextHops: nextHops, counters: counters.block(lcore: lcore), toControl: rings[index],
+                pool: pool, burst: settings.burst, running: running)
+            try WorkerLauncher.launch(setup)
+        }
+        Log.info("\(workers.count) worker(s) on lcores \(workers.map(String.init).joined(separator: ",")), "
+            + "control on lcore \(EAL.mainLcore); uplink \(uplink) \(uplink.macAddress) \(configuration.uplink.address); "
+            + "access \(accessPorts.map(\.description).joined(separator: ", ")); \(overlay.tunnels.count) tunnel(s); "
+            + "telemetry: \(EAL.runtimeDirectory)/dpdk_telemetry.v2")
+
+        var control = ControlCore(
+            uplink: uplink, txQueue: queues, fromWorkers: rings, pool: pool,
+            counters: counters.block(lcore: EAL.mainLcore), nextHops: nextHops,
+            publisher: publisher, telemetry: telemetry, running: running, overlay: overlay)
+        control.run()
+
+        rte_eal_mp_wait_lcore()
+        control.drainRings()
+        Log.info("stopped; \(pool.inUse) mbuf(s) still held by the ports' rings are released as the ports close")
+    }
+
+    /// Enough mbufs for every RX and TX ring, every worker's bursts and pending buffer,
+    /// the control rings, and the per-lcore caches, plus the configured margin.
+    static func mbufCount(_ c: Configuration, workers: Int, ports: Int) -> Int {
+        let d = c.dataplane
+        let rings = ports * workers * (d.rxDescriptors + d.txDescriptors) + d.txDescriptors
+        let inFlight = workers * (2 * d.burst + c.pending.perCore + 1024)
+        let caches = (workers + 1) * Int(MbufPool.cacheSize) * 3 / 2
+        return rings + inFlight + caches + d.extraMbufs
+    }
+}
+
+/// Starts a worker loop on an lcore.
+enum WorkerLauncher {
+    static func launch(_ setup: WorkerSetup) throws(DataplaneError) {
+        let box = UnsafeMutablePointer<WorkerSetup>.allocate(capacity: 1)
+        box.initialize(to: setup)
+        let rc = rte_eal_remote_launch({ argument in
+            let box = argument!.assumingMemoryBound(to: WorkerSetup.self)
+            var worker = Worker(box.move())
+            box.deallocate()
+            worker.run()
+            return 0
+        }, box, setup.lcore)
+        guard rc == 0 else {
+            box.deinitialize(count: 1)
+            box.deallocate()
+            throw DataplaneError("cannot launch the worker on lcore \(setup.lcore): \(String(cString: rte_strerror(-rc)))")
+        }
+    }
+}
+
+/// Milliseconds of a monotonic clock: the control plane's notion of "now".
+enum Clock {
+    static var milliseconds: UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
+    }
+}
+
+/// SIGINT and SIGTERM only clear the run flag; the lcores notice within one loop.
+enum Signals {
+    nonisolated(unsafe) private static var flag: RunFlag?
+
+    static func stop(on signals: [Int32], flag: RunFlag) {
+        Self.flag = flag
+        for s in signals {
+            signal(s) { _ in Signals.flag?.stop() }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import CDPDK
+import Glibc
+import TunnelCore
+
+/// A DPDK ethdev port id.
+public struct PortID: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt16
+
+    public init(rawValue: UInt16) { self.rawValue = rawValue }
+
+    /// Finds the port a configuration names, by device name or by id.
+    public init(_ selector: PortSelector, field: String) throws(DataplaneError) {
+        switch selector {
+        case .id(let id):
+            guard rte_eth_dev_is_valid_port(id) != 0 else {
+                throw DataplaneError("\(field): there is no DPDK port \(id) (\(PortID.inventory))")
+            }
+            rawValue = id
+        case .name(let name):
+            var id: UInt16 = 0
+            guard rte_eth_dev_get_port_by_name(name, &id) == 0 else {
+                throw DataplaneError("\(field): there is no DPDK port named '\(name)' (\(PortID.inventory)); "
+                    + "add it with --vdev (e.g. --vdev \(name)) or -a PCI_ADDRESS in the EAL arguments")
+            }
+            rawValue = id
+        }
+    }
+
+    /// All probed ports.
+    public static var all: [PortID] {
+        var ports: [PortID] = []
+        var id = rte_eth_find_next(0)
+        while id < RTE_MAX_ETHPORTS {
+            ports.append(PortID(rawValue: id))
+            id = rte_eth_find_next(id + 1)
+        }
+        return ports
+    }
+
+    static var inventory: String {
+        let ports = all
+        return ports.isEmpty ? "DPDK found no ports at all" : "ports present: " + ports.map { "\($0.rawValue)=\($0.name)" }.joined(separator: ", ")
+    }
+
+    public var name: String {
+        var buffer = [CChar](repeating: 0, count: Int(RTE_ETH_NAME_MAX_LEN))
+        guard rte_eth_dev_get_name_by_port(rawValue, &buffer) == 0 else { return "port\(rawValue)" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public var macAddress: MACAddress {
+        var address = rte_ether_addr()
+        rte_eth_macaddr_get(rawValue, &address)
+        return MACAddress(octets: address.addr_bytes)
+    }
+
+    public var socket: Int32 {
+        let s = rte_eth_dev_socket_id(rawValue)
+        return s < 0 ? Int32(rte_socket_id()) : s
+    }
+
+    public var description: String { "\(name) (port \(rawValue))" }
+}
+
+/// How one port is set up: queue counts and ring sizes.
+public struct PortSetup {
+    public var rxQueues: UInt16
+    public var txQueues: UInt16
+    public var rxDescriptors: UInt16
+    public var txDescriptors: UInt16
+    public var promiscuous: Bool
+    /// Layer-3 MTU to program, or nil to leave the device's own.
+    public var mtu: UInt16?
+
+    public init(rxQueues: UInt16, txQueues: UInt16, rxDescriptors: UInt16, txDescriptors: UInt16, promiscuous: Bool, mtu: UInt16? = nil) {
+        self.rxQueues = rxQueues
+        self.txQueues = txQueues
+        self.rxDescriptors = rxDescriptors
+        self.txDescriptors = txDescriptors
+        self.promiscuous = promiscuous
+        self.mtu = mtu
+    }
+}
+
+extension PortID {
+    /// Configures the queues (with RSS when the device has it and there is more than one
+    /// RX queue) and starts the port.
+    public func start(_ setup: PortSetup, pool: MbufPool, role: String) throws(DataplaneError) {
+        var info = rte_eth_dev_info()
+        try check(rte_eth_dev_info_get(rawValue, &info), "read device info of \(role) \(self)")
+        guard setup.rxQueues <= info.max_rx_queues, setup.txQueues <= info.max_tx_queues else {
+            throw DataplaneError("\(role) \(self) has at most \(info.max_rx_queues) RX and \(info.max_tx_queues) TX queues, "
+                + "but \(setup.rxQueues) RX and \(setup.txQueues) TX are needed (one per worker, plus one TX for the control core on the uplink): use fewer lcores")
+        }
+        var conf = rte_eth_conf()
+        let rssTypes = info.flow_type_rss_offloads & tf_rss_ip_udp_tcp
+        if setup.rxQueues > 1 && rssTypes != 0 {
+            conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS
+            conf.rx_adv_conf.rss_conf.rss_hf = rssTypes
+        }
+        if info.tx_offload_capa & tf_tx_offload_multi_segs != 0 {
+            conf.txmode.offloads |= tf_tx_offload_multi_segs
+        }
+        try check(rte_eth_dev_configure(rawValue, setup.rxQueues, setup.txQueues, &conf), "configure \(role) \(self)")
+
+        var rxd = setup.rxDescriptors
+        var txd = setup.txDescriptors
+        try check(rte_eth_dev_adjust_nb_rx_tx_desc(rawValue, &rxd, &txd), "adjust ring sizes of \(role) \(self)")
+        for q in 0..<setup.rxQueues {
+            try check(rte_eth_rx_queue_setup(rawValue, q, rxd, UInt32(socket), nil, pool.pointer), "set up RX queue \(q) of \(role) \(self)")
+        }
+        var txConf = info.default_txconf
+        txConf.offloads = conf.txmode.offloads
+        for q in 0..<setup.txQueues {
+            try check(rte_eth_tx_queue_setup(rawValue, q, txd, UInt32(socket), &txConf), "set up TX queue \(q) of \(role) \(self)")
+        }
+        if let mtu = setup.mtu {
+            var current: UInt16 = 0
+            if rte_eth_dev_get_mtu(rawValue, &current) != 0 || current != mtu {
+                try check(rte_eth_dev_set_mtu(rawValue, mtu), "set MTU \(mtu) on \(role) \(self)")
+            }
+        }
+        try check(rte_eth_dev_start(rawValue), "start \(role) \(self)")
+        if setup.promiscuous {
+            // Access ports carry frames for the VMs' MACs, not the port's own; a device
+            // that cannot go promiscuous still forwards what it receives.
+            _ = rte_eth_promiscuous_enable(rawValue)
+        }
+    }
+
+    public func stopAndClose() {
+        _ = rte_eth_dev_stop(rawValue)
+        _ = rte_eth_dev_close(rawValue)
+    }
+
+    private func check(_ rc: Int32, _ what: String) throws(DataplaneError) {
+        guard rc < 0 else { return }
+        throw DataplaneError("cannot \(what): \(String(cString: rte_strerror(-rc)))")
+    }
+}

@@ -1,0 +1,139 @@
+import Atomics
+import TunnelCore
+
+/// A packet counter of one lcore. Telemetry names are the snake_case raw values.
+public enum Counter: Int, CaseIterable, Sendable {
+    case rx, tx, encapsulated
+    /// Extra copies made for head-end replication (one flooded frame to N tunnels adds N-1).
+    case floodCopies
+    /// Packets whose next hop had no MAC (or had packets already waiting) when they arrived.
+    case misses
+    case buffered, flushed, expired
+    case arpRequests, arpReplies
+    /// TSC cycles spent in loop iterations that moved packets, and the packets they moved.
+    case busyCycles, busyPackets
+
+    public var name: String {
+        switch self {
+        case .rx: "rx"
+        case .tx: "tx"
+        case .encapsulated: "encapsulated"
+        case .floodCopies: "flood_copies"
+        case .misses: "misses"
+        case .buffered: "buffered"
+        case .flushed: "flushed"
+        case .expired: "expired"
+        case .arpRequests: "arp_requests"
+        case .arpReplies: "arp_replies"
+        case .busyCycles: "busy_cycles"
+        case .busyPackets: "busy_packets"
+        }
+    }
+}
+
+/// Why a packet was dropped. Every freed packet that was not sent is counted under one.
+public enum DropReason: Int, CaseIterable, Sendable {
+    /// The next hop has no MAC and the packet could not wait for one.
+    case noNeighbor
+    /// No tunnel to send to: unknown or flooded frame in a segment without a flood list.
+    case noTunnel
+    /// Too short for its headers, or otherwise not a frame we can read.
+    case malformed
+    /// Larger than the uplink MTU once encapsulated.
+    case mtu
+    /// The TX queue did not take it.
+    case txFull
+    /// No mbuf for a copy or a reply.
+    case noMbuf
+    /// No headroom in front of the frame for the outer headers.
+    case noHeadroom
+    /// Not tagged with the access port's VLAN.
+    case vlanMismatch
+    /// ARP frame for the control core, whose ring was full.
+    case controlRingFull
+    /// Uplink traffic that is neither ARP nor for a tunnel of ours.
+    case notForUs
+    /// The pending buffer's per-core or per-neighbor bound was reached.
+    case pendingFull
+
+    public var name: String {
+        switch self {
+        case .noNeighbor: "no_neighbor"
+        case .noTunnel: "no_tunnel"
+        case .malformed: "malformed"
+        case .mtu: "mtu"
+        case .txFull: "tx_full"
+        case .noMbuf: "no_mbuf"
+        case .noHeadroom: "no_headroom"
+        case .vlanMismatch: "vlan_mismatch"
+        case .controlRingFull: "control_ring_full"
+        case .notForUs: "not_for_us"
+        case .pendingFull: "pending_full"
+        }
+    }
+}
+
+/// The counters of one lcore: written only by that lcore, read by telemetry.
+///
+/// Increments are a relaxed load and a relaxed store: plain moves on x86, no locked
+/// instruction, yet a reader on another thread always sees a whole value.
+public struct CounterBlock: @unchecked Sendable {
+    @usableFromInline let words: UnsafeMutablePointer<AtomicWord>
+
+    @inlinable @inline(__always)
+    public func add(_ counter: Counter, _ n: Int = 1) {
+        bump(counter.rawValue, UInt64(truncatingIfNeeded: n))
+    }
+
+    @inlinable @inline(__always)
+    public func drop(_ reason: DropReason, _ n: Int = 1) {
+        bump(Counter.allCases.count + reason.rawValue, UInt64(truncatingIfNeeded: n))
+    }
+
+    @inlinable @inline(__always)
+    func bump(_ index: Int, _ n: UInt64) {
+        let p = words + index
+        let v = AtomicWord.atomicLoad(at: p, ordering: .relaxed)
+        AtomicWord.atomicStore(v &+ n, at: p, ordering: .relaxed)
+    }
+
+    public func value(_ counter: Counter) -> UInt64 { read(counter.rawValue) }
+    public func value(_ reason: DropReason) -> UInt64 { read(Counter.allCases.count + reason.rawValue) }
+
+    func read(_ index: Int) -> UInt64 {
+        AtomicWord.atomicLoad(at: words + index, ordering: .relaxed)
+    }
+
+    public var totalDropped: UInt64 { DropReason.allCases.reduce(0) { $0 &+ value($1) } }
+}
+
+/// Every lcore's counter block, each in its own cache lines, indexed by lcore id.
+public struct CounterTable: @unchecked Sendable {
+    static let wordsPerBlock = (Counter.allCases.count + DropReason.allCases.count + 7) & ~7
+    private let base: UnsafeMutablePointer<AtomicWord>
+    public let lcores: [UInt32]
+
+    public init(lcores: [UInt32], maxLcore: Int) {
+        self.lcores = lcores
+        let count = Self.wordsPerBlock * maxLcore
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * 8, alignment: 64)
+        base = raw.bindMemory(to: AtomicWord.self, capacity: count)
+        base.initialize(repeating: .init(0), count: count)
+    }
+
+    public func block(lcore: UInt32) -> CounterBlock {
+        CounterBlock(words: base + Int(lcore) * Self.wordsPerBlock)
+    }
+
+    public func total(_ counter: Counter) -> UInt64 {
+        lcores.reduce(0) { $0 &+ block(lcore: $1).value(counter) }
+    }
+
+    public func total(_ reason: DropReason) -> UInt64 {
+        lcores.reduce(0) { $0 &+ block(lcore: $1).value(reason) }
+    }
+
+    public func deallocate() {
+        UnsafeMutableRawPointer(base).deallocate()
+    }
+}

@@ -1,0 +1,42 @@
+import CDPDK
+
+/// Packets gathered for one TX queue, sent in bursts. Whatever the queue does not take
+/// is freed and counted, as l2fwd does: a full TX ring means the link is saturated.
+struct TxBuffer {
+    let port: UInt16
+    let queue: UInt16
+    private let packets: UnsafeMutablePointer<OpaquePointer?>
+    private let capacity: Int
+    private var count = 0
+
+    init(port: PortID, queue: UInt16, capacity: Int) {
+        self.port = port.rawValue
+        self.queue = queue
+        self.capacity = capacity
+        packets = .allocate(capacity: capacity)
+    }
+
+    @inline(__always)
+    mutating func append(_ m: OpaquePointer, counters: CounterBlock) {
+        packets[count] = m
+        count &+= 1
+        if count == capacity { flush(counters: counters) }
+    }
+
+    @inline(__always)
+    mutating func flush(counters: CounterBlock) {
+        guard count > 0 else { return }
+        let sent = Int(rte_eth_tx_burst(port, queue, packets, UInt16(count)))
+        counters.add(.tx, sent)
+        if sent < count {
+            rte_pktmbuf_free_bulk(packets + sent, UInt32(count &- sent))
+            counters.drop(.txFull, count &- sent)
+        }
+        count = 0
+    }
+
+    func deallocate() {
+        precondition(count == 0, "flush before deallocating")
+        packets.deallocate()
+    }
+}
