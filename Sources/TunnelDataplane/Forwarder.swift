@@ -41,7 +41,7 @@ public enum Forwarder {
         var started: [PortID] = []
         defer { started.forEach { $0.stopAndClose() } }
         try uplink.start(PortSetup(
-            rxQueues: queues, txQueues: queues + 1,
+            rxQueues: queues + 1, txQueues: queues + 1,
             rxDescriptors: UInt16(settings.rxDescriptors), txDescriptors: UInt16(settings.txDescriptors),
             promiscuous: false, mtu: UInt16(configuration.uplink.mtu)), pool: pool, role: "uplink")
         started.append(uplink)
@@ -106,14 +106,16 @@ public enum Forwarder {
             + "telemetry: \(EAL.runtimeDirectory)/dpdk_telemetry.v2")
 
         var control = ControlCore(
-            uplink: uplink, txQueue: queues, fromWorkers: rings, pool: pool,
+            uplink: uplink, queue: queues, fromWorkers: rings, pool: pool,
             counters: counters.block(lcore: EAL.mainLcore), nextHops: nextHops,
             publisher: publisher, telemetry: telemetry, running: running, overlay: overlay)
         control.run()
 
         rte_eal_mp_wait_lcore()
         control.drainRings()
-        Log.info("stopped; \(pool.inUse) mbuf(s) still held by the ports' rings are released as the ports close")
+        started.forEach { $0.stopAndClose() }
+        started.removeAll()
+        Log.info("stopped: workers joined, ports closed, \(pool.inUse) mbuf(s) not returned to the pool")
     }
 
     /// Enough mbufs for every RX and TX ring, every worker's bursts and pending buffer,

@@ -18,7 +18,8 @@ public struct InnerFlow: Equatable, Sendable {
     @inlinable
     public init(
         destinationMAC: MACAddress, sourceMAC: MACAddress,
-        sourceAddress: IPv4Address = .any, destinationAddress: IPv4Address = .any,
+        sourceAddress: IPv4Address = IPv4Address(rawValue: 0),
+        destinationAddress: IPv4Address = IPv4Address(rawValue: 0),
         ipProtocol: IPProtocol = IPProtocol(rawValue: 0), sourcePort: UInt16 = 0, destinationPort: UInt16 = 0
     ) {
         self.destinationMAC = destinationMAC

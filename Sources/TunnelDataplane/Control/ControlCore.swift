@@ -10,8 +10,10 @@ import TunnelCore
 /// table; the workers only read them.
 struct ControlCore {
     let uplink: PortID
-    /// The uplink TX queue reserved for the control core (the workers own the others).
-    let txQueue: UInt16
+    /// The uplink queue pair reserved for the control core (the workers own the others).
+    /// Devices such as net_tap need as many RX as TX queues, and may steer frames to any
+    /// of them, so the control core polls its RX queue too.
+    let queue: UInt16
     let fromWorkers: [OpaquePointer]
     let pool: MbufPool
     let counters: CounterBlock
@@ -37,6 +39,7 @@ struct ControlCore {
                 for i in 0..<n { receiveARP(OpaquePointer(frames[i].unsafelyUnwrapped)) }
                 work += n
             }
+            work += receiveFromUplink()
             publisher.reclaim()
             if work == 0 { usleep(Self.idleMicroseconds) }
         }
@@ -48,6 +51,23 @@ struct ControlCore {
         for ring in fromWorkers {
             while rte_ring_sc_dequeue(ring, &frame) == 0 { rte_pktmbuf_free(OpaquePointer(frame)) }
         }
+    }
+
+    /// Frames that the device steered to the control core's own RX queue.
+    private func receiveFromUplink() -> Int {
+        var burst = [OpaquePointer?](repeating: nil, count: Self.ringBurst)
+        let n = Int(rte_eth_rx_burst(uplink.rawValue, queue, &burst, UInt16(Self.ringBurst)))
+        if n > 0 { counters.add(.rx, n) }
+        for case let m? in burst.prefix(n) {
+            if tf_mbuf_data_len(m) >= UInt16(HeaderSize.ethernet),
+               EthernetFrame.etherType(of: tf_mbuf_data(m)!) == .arp {
+                receiveARP(m)
+            } else {
+                rte_pktmbuf_free(m)
+                counters.drop(.notForUs)
+            }
+        }
+        return n
     }
 
     private func receiveARP(_ m: OpaquePointer) {
@@ -73,7 +93,7 @@ struct ControlCore {
         let length = message.write(to: tf_mbuf_data(m)!, destination: destination)
         tf_mbuf_set_len(m, UInt16(length))
         var frame: OpaquePointer? = m
-        if rte_eth_tx_burst(uplink.rawValue, txQueue, &frame, 1) == 1 {
+        if rte_eth_tx_burst(uplink.rawValue, queue, &frame, 1) == 1 {
             counters.add(.tx)
         } else {
             rte_pktmbuf_free(m)

@@ -7,8 +7,9 @@ public enum EAL {
     /// Initialises EAL with `arguments` (`argv[0]` first). Prints DPDK's own log lines,
     /// then throws an explanation of the usual causes when initialisation fails.
     public static func initialize(arguments: [String]) throws(DataplaneError) {
+        // EAL permutes argv and copies argv[0] over a consumed slot, and may keep pointers
+        // into it: the strings live as long as the process.
         var cStrings = arguments.map { strdup($0) }
-        defer { cStrings.forEach { free($0) } }
         let rc = cStrings.withUnsafeMutableBufferPointer { argv in
             rte_eal_init(Int32(argv.count), argv.baseAddress)
         }
