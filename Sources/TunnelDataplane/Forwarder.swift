@@ -60,29 +60,50 @@ public enum Forwarder {
         } catch {
             throw DataplaneError("configuration: \(error)")
         }
+        let now = Clock.milliseconds
         let nextHops = NextHopTable.allocate(capacity: settings.maxNextHops)
         defer { nextHops.deallocate() }
-        for neighbor in configuration.neighbors {
-            if let entry = overlay.neighbors[neighbor.address] { nextHops.setResolved(entry.id, mac: neighbor.mac) }
-        }
         let publisher = ForwardingPublisher(initial: ForwardingSnapshot(overlay.plan()), readers: workers.count)
+        let resolutions = ResolutionSignal.allocate()
+        var resolver = NeighborResolver(settings: configuration.resolution, nowMs: now)
+        var initialActions: [ResolverAction] = []
+        for neighbor in configuration.neighbors {
+            initialActions += resolver.addStatic(neighbor.address, mac: neighbor.mac, nowMs: now)
+        }
+        for entry in overlay.neighbors.entries.values.sorted(by: { $0.id < $1.id }) {
+            initialActions += resolver.attach(entry.address, id: entry.id, nowMs: now)
+        }
 
         let counters = CounterTable(lcores: [EAL.mainLcore] + workers, maxLcore: Int(RTE_MAX_LCORE))
         defer { counters.deallocate() }
+        let delays = workers.map { _ in DelayHistogram.allocate() }
+        defer { delays.forEach { $0.deallocate() } }
         let telemetry = TelemetrySource(counters: counters, pool: pool, ports:
             [TelemetrySource.PortRole(port: uplink, role: "uplink")]
             + zip(accessPorts, configuration.access).map {
                 TelemetrySource.PortRole(port: $0, role: "access", segment: $1.segment, vlan: $1.vlan)
-            })
+            }, firstPacketDelays: delays)
         Telemetry.register(telemetry)
+        let server = try ControlServer(directory: EAL.runtimeDirectory)
+        let kernel = try configuration.kernelSync.map { (sync) throws(DataplaneError) in
+            try KernelNeighborSync(interface: sync.interface)
+        }
 
         var rings: [OpaquePointer] = []
         defer { rings.forEach { rte_ring_free($0) } }
-        for lcore in workers {
-            guard let ring = rte_ring_create("tf_ctl_\(lcore)", 1024, uplink.socket, UInt32(RING_F_SP_ENQ | RING_F_SC_DEQ)) else {
-                throw DataplaneError("cannot create the control ring of lcore \(lcore): \(String(cString: rte_strerror(tf_errno())))")
+        func ring(_ name: String) throws(DataplaneError) -> OpaquePointer {
+            guard let ring = rte_ring_create(name, 1024, uplink.socket, UInt32(RING_F_SP_ENQ | RING_F_SC_DEQ)) else {
+                throw DataplaneError("cannot create ring \(name): \(String(cString: rte_strerror(tf_errno())))")
             }
             rings.append(ring)
+            return ring
+        }
+        var controlWorkers: [ControlCore.Worker] = []
+        for lcore in workers {
+            controlWorkers.append(ControlCore.Worker(
+                lcore: lcore, arp: try ring("tf_arp_\(lcore)"), misses: try ring("tf_miss_\(lcore)"),
+                pending: PendingBuffer(perCore: configuration.pending.perCore, perNeighbor: configuration.pending.perNeighbor,
+                                       nextHopCapacity: settings.maxNextHops)))
         }
 
         let running = RunFlag.allocate()
@@ -91,28 +112,35 @@ public enum Forwarder {
         _ = accessIDs.initialize(from: accessPorts.map(\.rawValue))
         defer { accessIDs.deallocate() }
 
-        for (index, lcore) in workers.enumerated() {
+        var control = ControlCore(
+            uplink: uplink, queue: queues, workers: controlWorkers, pool: pool,
+            counters: counters.block(lcore: EAL.mainLcore), nextHops: nextHops, resolutions: resolutions,
+            publisher: publisher, telemetry: telemetry, server: server, kernel: kernel,
+            pendingSettings: configuration.pending, running: running, overlay: overlay, resolver: resolver)
+
+        let tscHz = EAL.tscHz
+        for (index, worker) in controlWorkers.enumerated() {
             let setup = WorkerSetup(
-                lcore: lcore, queue: UInt16(index), reader: index,
+                lcore: worker.lcore, queue: UInt16(index), reader: index,
                 accessPorts: UnsafeBufferPointer(accessIDs), uplink: uplink,
                 forwarding: publisher.reader, quiescentState: publisher.quiescentState,
-                nextHops: nextHops, counters: counters.block(lcore: lcore), toControl: rings[index],
-                pool: pool, burst: settings.burst, running: running)
+                nextHops: nextHops, counters: counters.block(lcore: worker.lcore),
+                toControl: worker.arp, misses: worker.misses, resolutions: resolutions, pending: worker.pending,
+                lifetimeCycles: UInt64(configuration.pending.lifetimeMs) * tscHz / 1000, tscHz: tscHz,
+                firstPacketDelay: delays[index], pool: pool, burst: settings.burst, running: running)
             try WorkerLauncher.launch(setup)
         }
         Log.info("\(workers.count) worker(s) on lcores \(workers.map(String.init).joined(separator: ",")), "
             + "control on lcore \(EAL.mainLcore); uplink \(uplink) \(uplink.macAddress) \(configuration.uplink.address); "
-            + "access \(accessPorts.map(\.description).joined(separator: ", ")); \(overlay.tunnels.count) tunnel(s); "
-            + "telemetry: \(EAL.runtimeDirectory)/dpdk_telemetry.v2")
+            + "access \(accessPorts.map(\.description).joined(separator: ", ")); \(overlay.tunnels.count) tunnel(s), "
+            + "\(overlay.neighbors.count) tunnel neighbor(s); telemetry \(EAL.runtimeDirectory)/dpdk_telemetry.v2, "
+            + "control \(server.path)" + (kernel.map { "; kernel neighbor sync on \($0.interface)" } ?? ""))
 
-        var control = ControlCore(
-            uplink: uplink, queue: queues, fromWorkers: rings, pool: pool,
-            counters: counters.block(lcore: EAL.mainLcore), nextHops: nextHops,
-            publisher: publisher, telemetry: telemetry, running: running, overlay: overlay)
+        control.start(with: initialActions)
         control.run()
 
         rte_eal_mp_wait_lcore()
-        control.drainRings()
+        control.shutdown()
         started.forEach { $0.stopAndClose() }
         started.removeAll()
         Log.info("stopped: workers joined, ports closed, \(pool.inUse) mbuf(s) not returned to the pool")

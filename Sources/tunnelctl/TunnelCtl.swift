@@ -1,13 +1,149 @@
 import ArgumentParser
 import Foundation
+import TunnelCore
 
 @main
 struct TunnelCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tunnelctl",
-        abstract: "Inspect a running tunnelfwd.",
-        discussion: "The forwarder is found by its EAL --file-prefix, through its telemetry socket /var/run/dpdk/PREFIX/dpdk_telemetry.v2.",
-        subcommands: [Stats.self, Ports.self])
+        abstract: "Inspect and change a running tunnelfwd.",
+        discussion: """
+            The forwarder is found by its EAL --file-prefix: counters through its telemetry socket \
+            /var/run/dpdk/PREFIX/dpdk_telemetry.v2, changes through /var/run/dpdk/PREFIX/tunnelfwd.sock.
+            """,
+        subcommands: [Stats.self, Ports.self, TunnelCommand.self, ForwardingCommand.self, NeighborCommand.self, Pending.self])
+}
+
+/// Runs a control request and prints its reply; a refused one is one line on stderr and
+/// exit status 1.
+func perform(_ request: ControlRequest, _ target: Target, render: (ControlReply) -> Void = { print($0.message) }) throws {
+    let reply: ControlReply
+    do { reply = try ControlClient.send(request, filePrefix: target.filePrefix) } catch { throw ValidationError("\(error)") }
+    guard reply.ok else {
+        FileHandle.standardError.write(Data("tunnelctl: \(reply.message)\n".utf8))
+        throw ExitCode.failure
+    }
+    if target.json {
+        let data = try JSONEncoder.pretty.encode(reply)
+        print(String(decoding: data, as: UTF8.self))
+    } else {
+        render(reply)
+    }
+}
+
+extension JSONEncoder {
+    static var pretty: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return e
+    }
+}
+
+struct TunnelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "tunnel", abstract: "Add or delete tunnels.",
+                                                    subcommands: [Add.self, Del.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a tunnel; its next hop is resolved at once.")
+        @OptionGroup var target: Target
+        @Argument(help: "Tunnel name (1-32 of A-Z a-z 0-9 _ . -).") var name: String
+        @Option(help: "vxlan, geneve or nvgre.") var type: String
+        @Option(help: "Remote endpoint IPv4 address.") var remote: String
+        @Option(help: "VNI (VSID for nvgre); also the segment.") var vni: UInt32
+        @Option(name: .customLong("dst-port"), help: "UDP destination port (vxlan, geneve).") var dstPort: UInt16?
+        @Option(help: "Outer TTL (default 64).") var ttl: UInt8?
+        @Option(help: "Outer DF bit: true or false (default true).") var df: Bool?
+        @Option(name: .customLong("flow-id"), help: "NVGRE FlowID (default 0).") var flowID: UInt8?
+
+        func run() throws {
+            try perform(.tunnelAdd(TunnelSpec(name: name, type: type, remote: remote, vni: vni,
+                                              dstPort: dstPort, ttl: ttl, df: df, flowID: flowID)), target)
+        }
+    }
+
+    struct Del: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a tunnel with its forwarding entries and flood-list memberships.")
+        @OptionGroup var target: Target
+        @Argument var name: String
+
+        func run() throws { try perform(.tunnelDelete(name: name), target) }
+    }
+}
+
+struct ForwardingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "forwarding", abstract: "Add or delete inner-MAC forwarding entries.",
+                                                    subcommands: [Add.self, Del.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Forward an inner MAC of a segment to a tunnel.")
+        @OptionGroup var target: Target
+        @Option var segment: UInt32
+        @Option var mac: String
+        @Option var tunnel: String
+
+        func run() throws { try perform(.forwardingAdd(segment: segment, mac: mac, tunnel: tunnel), target) }
+    }
+
+    struct Del: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove an inner-MAC forwarding entry.")
+        @OptionGroup var target: Target
+        @Option var segment: UInt32
+        @Option var mac: String
+
+        func run() throws { try perform(.forwardingDelete(segment: segment, mac: mac), target) }
+    }
+}
+
+struct NeighborCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "neighbor", abstract: "Show or flush neighbors.",
+                                                    subcommands: [Show.self, Flush.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The tunnel-neighbor table: next hop, state, MAC, age, tunnels.")
+        @OptionGroup var target: Target
+        @Flag(help: "Also list the underlay neighbor table.") var all = false
+
+        func run() throws {
+            try perform(.neighborShow(all: all), target) { reply in
+                print("NEXT HOP         STATE       MAC                AGE(ms)  TUNNELS")
+                for row in reply.neighbors ?? [] {
+                    print(pad(row.address, 16), pad(row.state, 11), pad(row.mac ?? "-", 18),
+                          pad(row.ageMs.map(String.init) ?? "-", 8), row.tunnels.joined(separator: ","))
+                }
+                if let underlay = reply.underlay {
+                    print("\nUNDERLAY         STATE       MAC                AGE(ms)")
+                    for row in underlay {
+                        print(pad(row.address, 16), pad(row.state, 11), pad(row.mac ?? "-", 18), row.ageMs)
+                    }
+                }
+            }
+        }
+    }
+
+    struct Flush: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Forget learnt neighbors; tunnel neighbors are resolved again at once.")
+        @OptionGroup var target: Target
+
+        func run() throws { try perform(.neighborFlush, target) }
+    }
+}
+
+struct Pending: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Packets waiting for a next hop's MAC, per worker and per next hop.")
+    @OptionGroup var target: Target
+
+    func run() throws {
+        try perform(.pending, target) { reply in
+            guard let p = reply.pending else { return }
+            print("pending: \(p.total) packet(s); lifetime \(p.lifetimeMs) ms, at most \(p.perCoreLimit) per core and \(p.perNeighborLimit) per next hop")
+            for (lcore, n) in p.perCore.sorted(by: { $0.key < $1.key }) { print("  lcore \(lcore): \(n)") }
+            for (hop, n) in p.byNextHop.sorted(by: { $0.key < $1.key }) { print("  next hop \(hop): \(n)") }
+        }
+    }
+}
+
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
 }
 
 struct Target: ParsableArguments {

@@ -21,6 +21,13 @@ public enum EthernetFrame {
         EtherType(rawValue: UInt16(bigEndian: frame.loadUnaligned(fromByteOffset: 12, as: UInt16.self)))
     }
 
+    /// Rewrites the destination address only (a buffered packet learning its next hop).
+    @inlinable @inline(__always)
+    public static func setDestination(_ destination: MACAddress, of frame: UnsafeMutableRawPointer) {
+        frame.storeBytes(of: UInt32(truncatingIfNeeded: destination.rawValue >> 16).bigEndian, as: UInt32.self)
+        frame.storeBytes(of: UInt16(truncatingIfNeeded: destination.rawValue).bigEndian, toByteOffset: 4, as: UInt16.self)
+    }
+
     /// Writes destination and source addresses and the EtherType: a complete header.
     @inlinable @inline(__always)
     public static func writeHeader(

@@ -2,66 +2,138 @@ import CDPDK
 import Glibc
 import TunnelCore
 
-/// The main lcore's loop: everything that is not the per-packet hot path. It answers ARP
-/// for the local endpoint, publishes forwarding snapshots and reclaims old ones, and keeps
-/// telemetry's view of the control state current.
+/// The main lcore's loop: everything that is not the per-packet hot path.
+///
+/// - ARP: answers requests for the local endpoint, feeds replies and requests to the
+///   neighbor resolver, and sends the requests and probes the resolver asks for.
+/// - Resolution: runs the resolver's timers and the workers' miss notifications, and
+///   publishes next-hop MACs to the data plane (and to the kernel, with kernel_sync).
+/// - Runtime control: serves tunnelctl, rebuilds and publishes forwarding snapshots,
+///   reclaims the old ones once the workers are past them.
+/// - Telemetry: keeps the telemetry thread's copy of the control state current.
 ///
 /// It is the only writer of the overlay model, the forwarding snapshots and the next-hop
 /// table; the workers only read them.
 struct ControlCore {
+    struct Worker {
+        var lcore: UInt32
+        /// ARP frames from this worker.
+        var arp: OpaquePointer
+        /// Next hops this worker found unresolved.
+        var misses: OpaquePointer
+        var pending: PendingBuffer
+    }
+
     let uplink: PortID
     /// The uplink queue pair reserved for the control core (the workers own the others).
-    /// Devices such as net_tap need as many RX as TX queues, and may steer frames to any
+    /// Devices such as net_tap need as many RX as TX queues and may steer frames to any
     /// of them, so the control core polls its RX queue too.
     let queue: UInt16
-    let fromWorkers: [OpaquePointer]
+    let workers: [Worker]
     let pool: MbufPool
     let counters: CounterBlock
     let nextHops: NextHopTable
+    let resolutions: ResolutionSignal
     let publisher: ForwardingPublisher
     let telemetry: TelemetrySource
+    let server: ControlServer
+    let kernel: KernelNeighborSync?
+    let pendingSettings: PendingSettings
     let running: RunFlag
     var overlay: Overlay
+    var resolver: NeighborResolver
 
-    private static let ringBurst = 32
+    private static let burst = 32
     /// Idle sleep between polls: ARP and commands are answered within this, and the
     /// control core leaves its CPU to others when there is nothing to do.
     private static let idleMicroseconds: UInt32 = 200
+    private static let telemetryPeriodMs: UInt64 = 250
+
+    private var localAddress: IPv4Address { overlay.uplink.address.address }
+
+    /// Applies what the resolver decided at start-up (static neighbors, first requests).
+    mutating func start(with actions: [ResolverAction]) {
+        apply(actions)
+        publishTelemetry(nowMs: Clock.milliseconds)
+    }
 
     mutating func run() {
-        publishTelemetry()
-        let frames = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: Self.ringBurst)
+        let frames = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: Self.burst)
         defer { frames.deallocate() }
+        var lastTelemetry: UInt64 = 0
+        var lastExpiry: UInt64 = 0
         while running.isRunning {
             var work = 0
-            for ring in fromWorkers {
-                let n = Int(rte_ring_sc_dequeue_burst(ring, frames, UInt32(Self.ringBurst), nil))
-                for i in 0..<n { receiveARP(OpaquePointer(frames[i].unsafelyUnwrapped)) }
-                work += n
+            let now = Clock.milliseconds
+            for worker in workers {
+                let n = Int(rte_ring_sc_dequeue_burst(worker.arp, frames, UInt32(Self.burst), nil))
+                for i in 0..<n { receiveARP(OpaquePointer(frames[i].unsafelyUnwrapped), nowMs: now) }
+                let m = Int(rte_ring_sc_dequeue_burst(worker.misses, frames, UInt32(Self.burst), nil))
+                for i in 0..<m {
+                    let id = NextHopID(rawValue: UInt32(UInt(bitPattern: frames[i]) &- 1))
+                    apply(resolver.miss(id, nowMs: now))
+                }
+                work += n + m
             }
-            work += receiveFromUplink()
+            work += receiveFromUplink(nowMs: now)
+            apply(resolver.tick(nowMs: now))
+            work += server.serve { handle($0) }
             publisher.reclaim()
+            if now &- lastExpiry >= 1000 {
+                resolver.expireUnused(nowMs: now)
+                lastExpiry = now
+            }
+            if now &- lastTelemetry >= Self.telemetryPeriodMs {
+                publishTelemetry(nowMs: now)
+                lastTelemetry = now
+            }
             if work == 0 { usleep(Self.idleMicroseconds) }
         }
     }
 
-    /// Frees every frame still queued for the control core (at shutdown, workers stopped).
-    func drainRings() {
+    /// Frees every frame still queued for the control core (at shutdown, workers stopped)
+    /// and takes out the kernel neighbors this process wrote.
+    func shutdown() {
         var frame: UnsafeMutableRawPointer?
-        for ring in fromWorkers {
-            while rte_ring_sc_dequeue(ring, &frame) == 0 { rte_pktmbuf_free(OpaquePointer(frame)) }
+        for worker in workers {
+            while rte_ring_sc_dequeue(worker.arp, &frame) == 0 { rte_pktmbuf_free(OpaquePointer(frame)) }
+            while rte_ring_sc_dequeue(worker.misses, &frame) == 0 {}
         }
+        kernel?.removeAll()
+    }
+
+    // MARK: resolution
+
+    private func apply(_ actions: [ResolverAction]) {
+        var resolved = false
+        for action in actions {
+            switch action {
+            case .request(let target, let unicastTo):
+                let request = ARPMessage.request(senderMAC: overlay.localMAC, senderAddress: localAddress, targetAddress: target)
+                if send(request, to: unicastTo ?? .broadcast) { counters.add(.arpRequests) }
+            case .publish(let id, let mac?):
+                nextHops.setResolved(id, mac: mac)
+                resolved = true
+            case .publish(let id, nil):
+                nextHops.setUnresolved(id)
+            case .kernelSet(let address, let mac):
+                kernel?.set(address, mac: mac)
+            case .kernelRemove(let address):
+                kernel?.remove(address)
+            }
+        }
+        if resolved { resolutions.signal() }
     }
 
     /// Frames that the device steered to the control core's own RX queue.
-    private func receiveFromUplink() -> Int {
-        var burst = [OpaquePointer?](repeating: nil, count: Self.ringBurst)
-        let n = Int(rte_eth_rx_burst(uplink.rawValue, queue, &burst, UInt16(Self.ringBurst)))
+    private mutating func receiveFromUplink(nowMs: UInt64) -> Int {
+        var burst = [OpaquePointer?](repeating: nil, count: Self.burst)
+        let n = Int(rte_eth_rx_burst(uplink.rawValue, queue, &burst, UInt16(Self.burst)))
         if n > 0 { counters.add(.rx, n) }
         for case let m? in burst.prefix(n) {
             if tf_mbuf_data_len(m) >= UInt16(HeaderSize.ethernet),
                EthernetFrame.etherType(of: tf_mbuf_data(m)!) == .arp {
-                receiveARP(m)
+                receiveARP(m, nowMs: nowMs)
             } else {
                 rte_pktmbuf_free(m)
                 counters.drop(.notForUs)
@@ -70,42 +142,159 @@ struct ControlCore {
         return n
     }
 
-    private func receiveARP(_ m: OpaquePointer) {
+    private mutating func receiveARP(_ m: OpaquePointer, nowMs: UInt64) {
         defer { rte_pktmbuf_free(m) }
         guard let message = ARPMessage(parsingFrame: tf_mbuf_data(m)!, length: Int(tf_mbuf_data_len(m))) else {
             counters.drop(.malformed)
             return
         }
-        let local = overlay.uplink.address.address
-        switch message.operation {
-        case .request where message.targetAddress == local:
+        if message.operation == .reply { counters.add(.arpReplies) }
+        if message.operation == .request, message.targetAddress == localAddress, message.senderAddress != localAddress {
             send(message.reply(with: overlay.localMAC), to: message.senderMAC)
-        case .reply:
-            counters.add(.arpReplies)
-        default:
-            break
         }
+        apply(resolver.receive(message, localAddress: localAddress, nowMs: nowMs))
     }
 
     /// Transmits one ARP frame on the control core's own uplink queue.
-    private func send(_ message: ARPMessage, to destination: MACAddress) {
-        guard let m = rte_pktmbuf_alloc(pool.pointer) else { return counters.drop(.noMbuf) }
+    @discardableResult
+    private func send(_ message: ARPMessage, to destination: MACAddress) -> Bool {
+        guard let m = rte_pktmbuf_alloc(pool.pointer) else {
+            counters.drop(.noMbuf)
+            return false
+        }
         let length = message.write(to: tf_mbuf_data(m)!, destination: destination)
         tf_mbuf_set_len(m, UInt16(length))
         var frame: OpaquePointer? = m
-        if rte_eth_tx_burst(uplink.rawValue, queue, &frame, 1) == 1 {
-            counters.add(.tx)
-        } else {
+        guard rte_eth_tx_burst(uplink.rawValue, queue, &frame, 1) == 1 else {
             rte_pktmbuf_free(m)
             counters.drop(.txFull)
+            return false
+        }
+        counters.add(.tx)
+        return true
+    }
+
+    // MARK: runtime control
+
+    private mutating func handle(_ request: ControlRequest) -> ControlReply {
+        let now = Clock.milliseconds
+        switch request {
+        case .tunnelAdd(let spec):
+            let tunnel: Tunnel
+            switch spec.tunnel() {
+            case .success(let t): tunnel = t
+            case .failure(let error): return .failure(error.description)
+            }
+            do {
+                let attached = try overlay.addTunnel(tunnel, nowMs: now)
+                publishForwarding()
+                let hop = overlay.nextHop(of: tunnel)!
+                if case .added(let id) = attached { apply(resolver.attach(hop, id: id, nowMs: now)) }
+                publishTelemetry(nowMs: now)
+                let state = resolver.tunnelNeighbors[hop].map { $0.published == nil ? "resolving" : "resolved" } ?? "?"
+                return ControlReply(ok: true, message: "tunnel \(tunnel.name) added: \(tunnel.type.rawValue) to \(tunnel.remote) vni \(tunnel.vni), next hop \(hop) (\(state))")
+            } catch {
+                return .failure(error.description)
+            }
+        case .tunnelDelete(let name):
+            do {
+                let deleted = try overlay.deleteTunnel(named: name, nowMs: now)
+                publishForwarding()
+                if let gone = deleted.removedNextHop { apply(resolver.detach(gone.address, nowMs: now)) }
+                publishTelemetry(nowMs: now)
+                return ControlReply(ok: true, message: "tunnel \(name) deleted with \(deleted.forwardingEntriesRemoved) forwarding entr\(deleted.forwardingEntriesRemoved == 1 ? "y" : "ies") and \(deleted.floodListsLeft) flood-list membership(s)"
+                    + (deleted.removedNextHop.map { "; next hop \($0.address) no longer tracked" } ?? ""))
+            } catch {
+                return .failure(error.description)
+            }
+        case .forwardingAdd(let segment, let macText, let name):
+            guard let vni = VNI(segment) else { return .failure("segment: \(segment) is over the 24-bit maximum \(VNI.max)") }
+            guard let mac = MACAddress(macText) else { return .failure("mac: '\(macText)' is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)") }
+            do {
+                try overlay.addForwarding(segment: vni, mac: mac, tunnel: name)
+                publishForwarding()
+                return ControlReply(ok: true, message: "segment \(vni): \(mac) -> tunnel \(name)")
+            } catch {
+                return .failure(error.description)
+            }
+        case .forwardingDelete(let segment, let macText):
+            guard let vni = VNI(segment) else { return .failure("segment: \(segment) is over the 24-bit maximum \(VNI.max)") }
+            guard let mac = MACAddress(macText) else { return .failure("mac: '\(macText)' is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)") }
+            do {
+                try overlay.deleteForwarding(segment: vni, mac: mac)
+                publishForwarding()
+                return ControlReply(ok: true, message: "segment \(vni): \(mac) removed")
+            } catch {
+                return .failure(error.description)
+            }
+        case .neighborShow(let all):
+            return ControlReply(ok: true, message: "\(overlay.neighbors.count) tunnel neighbor(s)",
+                                neighbors: neighborRows(nowMs: now), underlay: all ? underlayRows(nowMs: now) : nil)
+        case .neighborFlush:
+            let tracked = resolver.tunnelNeighbors.values.filter { $0.phase != .permanent }.count
+            apply(resolver.flush(nowMs: now))
+            publishTelemetry(nowMs: now)
+            return ControlReply(ok: true, message: "neighbor table flushed; resolving \(tracked) tunnel neighbor(s) again")
+        case .pending:
+            return ControlReply(ok: true, message: "", pending: pendingReport())
         }
     }
 
-    private func publishTelemetry() {
-        telemetry.publish(tunnels: overlay.tunnels.map { tunnel in
-            let hop = overlay.nextHop(of: tunnel)!
-            let id = overlay.neighbors[hop]!.id
-            return TelemetrySource.TunnelStatus(tunnel: tunnel, nextHop: hop, nextHopMAC: nextHops.resolvedMAC(id))
-        })
+    /// Publishes a snapshot of the current overlay to the workers.
+    private func publishForwarding() {
+        publisher.publish(ForwardingSnapshot(overlay.plan()))
+    }
+
+    // MARK: reports
+
+    private func neighborRows(nowMs: UInt64) -> [TunnelNeighborRow] {
+        overlay.neighbors.entries.values.sorted { $0.address < $1.address }.map { entry in
+            let underlay = resolver.underlay[entry.address]
+            return TunnelNeighborRow(
+                address: entry.address.description,
+                state: underlay?.state.rawValue ?? "incomplete",
+                mac: nextHops.resolvedMAC(entry.id)?.description,
+                ageMs: underlay.map { nowMs &- $0.updatedMs },
+                tunnels: entry.tunnels.sorted(), id: entry.id.rawValue)
+        }
+    }
+
+    private func underlayRows(nowMs: UInt64) -> [UnderlayNeighborRow] {
+        resolver.underlay.entries.sorted { $0.key < $1.key }.map { address, entry in
+            UnderlayNeighborRow(address: address.description, state: entry.state.rawValue,
+                                mac: entry.mac?.description, ageMs: nowMs &- entry.updatedMs)
+        }
+    }
+
+    private func pendingReport() -> PendingReport {
+        var perCore: [String: Int] = [:]
+        var byNextHop: [String: Int] = [:]
+        for worker in workers {
+            perCore[String(worker.lcore)] = 0
+        }
+        for entry in overlay.neighbors.entries.values {
+            for worker in workers {
+                let n = worker.pending.waitingCount(entry.id)
+                guard n > 0 else { continue }
+                perCore[String(worker.lcore), default: 0] += n
+                byNextHop[entry.address.description, default: 0] += n
+            }
+        }
+        return PendingReport(
+            lifetimeMs: pendingSettings.lifetimeMs, perCoreLimit: pendingSettings.perCore,
+            perNeighborLimit: pendingSettings.perNeighbor, total: perCore.values.reduce(0, +),
+            perCore: perCore, byNextHop: byNextHop)
+    }
+
+    private func publishTelemetry(nowMs: UInt64) {
+        telemetry.publish(
+            tunnels: overlay.tunnels.map { tunnel in
+                let hop = overlay.nextHop(of: tunnel)!
+                let id = overlay.neighbors[hop]!.id
+                return TelemetrySource.TunnelStatus(tunnel: tunnel, nextHop: hop, nextHopMAC: nextHops.resolvedMAC(id))
+            },
+            neighbors: neighborRows(nowMs: nowMs),
+            underlay: underlayRows(nowMs: nowMs),
+            pending: pendingReport())
     }
 }

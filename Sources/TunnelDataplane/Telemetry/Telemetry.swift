@@ -21,22 +21,31 @@ final class TelemetrySource: Sendable {
         var nextHopMAC: MACAddress?
     }
 
+    struct ControlState: Sendable {
+        var tunnels: [TunnelStatus] = []
+        var neighbors: [TunnelNeighborRow] = []
+        var underlay: [UnderlayNeighborRow] = []
+        var pending: PendingReport?
+    }
+
     let counters: CounterTable
     let pool: MbufPool
     let ports: [PortRole]
-    private let tunnels = Mutex<[TunnelStatus]>([])
+    let firstPacketDelays: [DelayHistogram]
+    private let control = Mutex(ControlState())
 
-    init(counters: CounterTable, pool: MbufPool, ports: [PortRole]) {
+    init(counters: CounterTable, pool: MbufPool, ports: [PortRole], firstPacketDelays: [DelayHistogram]) {
         self.counters = counters
         self.pool = pool
         self.ports = ports
+        self.firstPacketDelays = firstPacketDelays
     }
 
-    func publish(tunnels list: [TunnelStatus]) {
-        tunnels.withLock { $0 = list }
+    func publish(tunnels: [TunnelStatus], neighbors: [TunnelNeighborRow], underlay: [UnderlayNeighborRow], pending: PendingReport) {
+        control.withLock { $0 = ControlState(tunnels: tunnels, neighbors: neighbors, underlay: underlay, pending: pending) }
     }
 
-    var tunnelStatuses: [TunnelStatus] { tunnels.withLock { $0 } }
+    var state: ControlState { control.withLock { $0 } }
 }
 
 /// The forwarder's own telemetry commands, beside DPDK's `/ethdev/...`.
@@ -52,6 +61,11 @@ enum Telemetry {
             "Configured tunnels by name with their next hop and its MAC. No parameters")
         rte_telemetry_register_cmd("/tunnelfwd/ports", { _, _, d in Telemetry.ports(TelemetryData(raw: d!)) },
             "Ports by DPDK port id with their role (uplink or access), segment and VLAN. No parameters")
+        rte_telemetry_register_cmd("/tunnelfwd/neighbors", { _, params, d in
+            Telemetry.neighbors(TelemetryData(raw: d!), all: params.map { String(cString: $0) } == "all")
+        }, "Tunnel neighbors by address: state, MAC, age, tunnels. Parameter 'all' lists the underlay table instead")
+        rte_telemetry_register_cmd("/tunnelfwd/pending", { _, _, d in Telemetry.pending(TelemetryData(raw: d!)) },
+            "Pending-buffer occupancy: total, per worker lcore, per next hop; limits. No parameters")
     }
 
     private static func stats(_ d: TelemetryData) -> Int32 {
@@ -61,6 +75,16 @@ enum Telemetry {
         for counter in Counter.allCases { d.add(counter.name, table.total(counter)) }
         d.add("dropped", container: dropped(table.lcores.map { table.block(lcore: $0) }))
         d.add("cycles_per_packet", cyclesPerPacket(cycles: table.total(.busyCycles), packets: table.total(.busyPackets)))
+        d.add("pending_full", table.total(.pendingFull))
+        let delay = DelayHistogram.summary(of: source.firstPacketDelays)
+        if let h = TelemetryData.allocate() {
+            h.startDictionary()
+            h.add("count", delay.count)
+            h.add("p50", delay.p50)
+            h.add("p99", delay.p99)
+            h.add("max", delay.max)
+            d.add("first_packet_delay_us", container: h)
+        }
         d.add("mbufs_in_use", UInt64(source.pool.inUse))
         d.add("mbufs_total", UInt64(source.pool.capacity))
         if let perCore = TelemetryData.allocate() {
@@ -100,7 +124,7 @@ enum Telemetry {
         guard let source else { return -1 }
         d.startDictionary()
         // A telemetry dictionary holds at most RTE_TEL_MAX_DICT_ENTRIES entries.
-        for status in source.tunnelStatuses.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
+        for status in source.state.tunnels.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
             guard let t = TelemetryData.allocate() else { continue }
             t.startDictionary()
             t.add("type", status.tunnel.type.rawValue)
@@ -110,6 +134,55 @@ enum Telemetry {
             t.add("next_hop", status.nextHop.description)
             t.add("next_hop_mac", status.nextHopMAC?.description ?? "unresolved")
             d.add(status.tunnel.name, container: t)
+        }
+        return 0
+    }
+
+    private static func neighbors(_ d: TelemetryData, all: Bool) -> Int32 {
+        guard let source else { return -1 }
+        let state = source.state
+        d.startDictionary()
+        if all {
+            for row in state.underlay.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
+                guard let n = TelemetryData.allocate() else { continue }
+                n.startDictionary()
+                n.add("state", row.state)
+                n.add("mac", row.mac ?? "")
+                n.add("age_ms", row.ageMs)
+                d.add(row.address, container: n)
+            }
+            return 0
+        }
+        for row in state.neighbors.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
+            guard let n = TelemetryData.allocate() else { continue }
+            n.startDictionary()
+            n.add("state", row.state)
+            n.add("mac", row.mac ?? "")
+            if let age = row.ageMs { n.add("age_ms", age) }
+            n.add("tunnels", row.tunnels.joined(separator: ","))
+            d.add(row.address, container: n)
+        }
+        return 0
+    }
+
+    private static func pending(_ d: TelemetryData) -> Int32 {
+        guard let source, let report = source.state.pending else { return -1 }
+        // Occupancy per core is read live from the workers' gauges; the per-next-hop split
+        // is the control core's latest count.
+        let table = source.counters
+        let perCore = Dictionary(uniqueKeysWithValues: table.lcores.dropFirst().map {
+            (String($0), Int(table.block(lcore: $0).value(.pendingNow)))
+        })
+        d.startDictionary()
+        d.add("total", perCore.values.reduce(0, +))
+        d.add("lifetime_ms", report.lifetimeMs)
+        d.add("per_core_limit", report.perCoreLimit)
+        d.add("per_neighbor_limit", report.perNeighborLimit)
+        for (name, values) in [("per_core", perCore), ("by_next_hop", report.byNextHop)] {
+            guard let c = TelemetryData.allocate() else { continue }
+            c.startDictionary()
+            for (key, n) in values.sorted(by: { $0.key < $1.key }).prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) { c.add(key, n) }
+            d.add(name, container: c)
         }
         return 0
     }

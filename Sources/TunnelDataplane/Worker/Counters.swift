@@ -12,6 +12,8 @@ public enum Counter: Int, CaseIterable, Sendable {
     case arpRequests, arpReplies
     /// TSC cycles spent in loop iterations that moved packets, and the packets they moved.
     case busyCycles, busyPackets
+    /// A gauge, not a counter: packets in this lcore's pending buffer now.
+    case pendingNow
 
     public var name: String {
         switch self {
@@ -27,6 +29,7 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .arpReplies: "arp_replies"
         case .busyCycles: "busy_cycles"
         case .busyPackets: "busy_packets"
+        case .pendingNow: "pending_now"
         }
     }
 }
@@ -95,6 +98,12 @@ public struct CounterBlock: @unchecked Sendable {
         let p = words + index
         let v = AtomicWord.atomicLoad(at: p, ordering: .relaxed)
         AtomicWord.atomicStore(v &+ n, at: p, ordering: .relaxed)
+    }
+
+    /// Sets a gauge (`pendingNow`).
+    @inlinable @inline(__always)
+    public func set(_ counter: Counter, _ n: Int) {
+        AtomicWord.atomicStore(UInt64(truncatingIfNeeded: n), at: words + counter.rawValue, ordering: .relaxed)
     }
 
     public func value(_ counter: Counter) -> UInt64 { read(counter.rawValue) }

@@ -19,6 +19,15 @@ struct WorkerSetup: @unchecked Sendable {
     var counters: CounterBlock
     /// Single-producer ring that carries ARP frames to the control core.
     var toControl: OpaquePointer
+    /// Single-producer ring of next hops this worker found unresolved.
+    var misses: OpaquePointer
+    /// Bumped by the control core whenever a next hop gains a MAC: time to flush.
+    var resolutions: ResolutionSignal
+    var pending: PendingBuffer
+    /// Pending-packet lifetime in TSC cycles.
+    var lifetimeCycles: UInt64
+    var tscHz: UInt64
+    var firstPacketDelay: DelayHistogram
     var pool: MbufPool
     var burst: Int
     var running: RunFlag
@@ -28,6 +37,10 @@ struct WorkerSetup: @unchecked Sendable {
 /// find each frame's tunnel and next hop, encapsulate, transmit on the uplink; hand ARP
 /// arriving on the uplink to the control core.
 ///
+/// A packet whose next hop has no MAC waits in the worker's pending buffer, encapsulated
+/// but for the outer destination MAC, and leaves in order once the control core has
+/// resolved it (SPEC §1, mechanism 2).
+///
 /// This file is the hot path. Per packet it does no allocation, takes no lock and writes
 /// only to the packet and to this lcore's own counters.
 struct Worker {
@@ -36,6 +49,11 @@ struct Worker {
     private let nextHops: NextHopTable
     private let rx: UnsafeMutablePointer<OpaquePointer?>
     private var toUplink: TxBuffer
+    private var pending: PendingBuffer
+    /// The control core's resolution count when the pending buffer was last drained.
+    private var drainedAt: UInt64 = 0
+    /// TSC of the current loop iteration: deadlines and delays are measured against it.
+    private var now: UInt64 = 0
     /// IPv4 identification for tunnels without DF; per worker, so no two cores share it.
     private var identification: UInt16 = 0
 
@@ -49,6 +67,7 @@ struct Worker {
         nextHops = setup.nextHops
         rx = .allocate(capacity: setup.burst)
         toUplink = TxBuffer(port: setup.uplink, queue: setup.queue, capacity: setup.burst)
+        pending = setup.pending
     }
 
     mutating func run() {
@@ -56,8 +75,9 @@ struct Worker {
         qsbr.goOnline(reader: setup.reader)
         while setup.running.isRunning {
             let start = rte_rdtsc()
+            now = start
+            var moved = flushPendingIfDue()
             let view = setup.forwarding.load()
-            var moved = 0
             for port in setup.accessPorts {
                 moved &+= receiveFromAccess(port: port, view: view)
             }
@@ -70,6 +90,12 @@ struct Worker {
             qsbr.reportQuiescent(reader: setup.reader)
         }
         qsbr.goOffline(reader: setup.reader)
+        pending.removeAll { entry in
+            rte_pktmbuf_free(OpaquePointer(entry.packet))
+            counters.drop(.noNeighbor)
+        }
+        counters.set(.pendingNow, 0)
+        pending.deallocate()
         toUplink.deallocate()
         rx.deallocate()
     }
@@ -131,18 +157,78 @@ struct Worker {
     private mutating func encapsulate(_ m: OpaquePointer, into tunnel: UnsafeMutablePointer<TunnelEntry>) {
         let innerLength = tf_mbuf_pkt_len(m)
         guard innerLength <= tunnel.pointee.maxInnerLength else { return drop(m, .mtu) }
-        guard let nextHopMAC = nextHops.resolvedMAC(tunnel.pointee.nextHop) else { return drop(m, .noNeighbor) }
+        let nextHop = tunnel.pointee.nextHop
+        // Behind packets already waiting for this next hop, a packet waits too, even if the
+        // MAC has just arrived: per-flow order is kept.
+        let nextHopMAC = pending.isWaiting(nextHop) ? nil : nextHops.resolvedMAC(nextHop)
         let frame = tf_mbuf_data(m).unsafelyUnwrapped
         let hash = InnerFlow.hash(frame: frame, length: Int(tf_mbuf_data_len(m)))
         let headerLength = UInt16(truncatingIfNeeded: tunnel.pointee.header.length)
         guard let header = rte_pktmbuf_prepend(m, headerLength) else { return drop(m, .noHeadroom) }
         if !tunnel.pointee.dontFragment { identification &+= 1 }
         tunnel.pointee.header.write(
-            to: header, innerLength: Int(innerLength), nextHopMAC: nextHopMAC,
+            to: header, innerLength: Int(innerLength), nextHopMAC: nextHopMAC ?? MACAddress(rawValue: 0),
             sourcePort: InnerFlow.udpSourcePort(hash: hash),
             identification: tunnel.pointee.dontFragment ? 0 : identification)
         counters.add(.encapsulated)
-        toUplink.append(m, counters: counters)
+        if nextHopMAC != nil {
+            toUplink.append(m, counters: counters)
+        } else {
+            hold(m, for: nextHop)
+        }
+    }
+
+    // MARK: pending buffer
+
+    /// Buffers an encapsulated packet until its next hop resolves; the first one of a next
+    /// hop asks the control core to resolve it now.
+    private mutating func hold(_ m: OpaquePointer, for nextHop: NextHopID) {
+        counters.add(.misses)
+        switch pending.enqueue(UnsafeMutableRawPointer(m), nextHop: nextHop, deadline: now &+ setup.lifetimeCycles) {
+        case .buffered(let isFirst):
+            counters.add(.buffered)
+            counters.set(.pendingNow, pending.count)
+            if isFirst {
+                // A full ring only delays the request: the control core retries on its own.
+                _ = rte_ring_sp_enqueue(setup.misses, UnsafeMutableRawPointer(bitPattern: UInt(nextHop.rawValue) &+ 1))
+            }
+        case .perCoreFull, .perNeighborFull:
+            drop(m, .pendingFull)
+        }
+    }
+
+    /// Sends what has resolved and frees what has expired, when there is either: a new
+    /// resolution since the last look, or a deadline reached.
+    private mutating func flushPendingIfDue() -> Int {
+        let resolutions = setup.resolutions.count
+        guard let earliest = pending.earliestDeadline else {
+            drainedAt = resolutions
+            return 0
+        }
+        guard resolutions != drainedAt || earliest <= now else { return 0 }
+        drainedAt = resolutions
+        let before = pending.count
+        var buffer = pending
+        buffer.drain(
+            now: now,
+            resolvedMAC: { nextHops.resolvedMAC($0) },
+            send: { entry, mac in
+                let m = OpaquePointer(entry.packet)
+                EthernetFrame.setDestination(mac, of: tf_mbuf_data(m).unsafelyUnwrapped)
+                counters.add(.flushed)
+                if entry.isFirst {
+                    let waited = now &- (entry.deadline &- setup.lifetimeCycles)
+                    setup.firstPacketDelay.record(waited &* 1_000_000 / setup.tscHz)
+                }
+                toUplink.append(m, counters: counters)
+            },
+            expire: { entry in
+                rte_pktmbuf_free(OpaquePointer(entry.packet))
+                counters.add(.expired)
+            })
+        pending = buffer
+        counters.set(.pendingNow, pending.count)
+        return before &- pending.count
     }
 
     // MARK: uplink
@@ -191,4 +277,23 @@ struct RunFlag: @unchecked Sendable {
     var isRunning: Bool { AtomicFlag.atomicLoad(at: flag, ordering: .relaxed) }
 
     func stop() { AtomicFlag.atomicStore(false, at: flag, ordering: .relaxed) }
+}
+
+/// How many times the control core has given a next hop a MAC. Workers compare it with
+/// the value at their last drain: one shared load per loop, written only by the control
+/// core and only on resolution.
+struct ResolutionSignal: @unchecked Sendable {
+    private let word: UnsafeMutablePointer<AtomicWord>
+
+    static func allocate() -> ResolutionSignal {
+        let p = UnsafeMutablePointer<AtomicWord>.allocate(capacity: 1)
+        p.initialize(to: AtomicWord(0))
+        return ResolutionSignal(word: p)
+    }
+
+    @inline(__always)
+    var count: UInt64 { AtomicWord.atomicLoad(at: word, ordering: .acquiring) }
+
+    /// After publishing MACs: the release orders them before the new count.
+    func signal() { _ = AtomicWord.atomicLoadThenWrappingIncrement(at: word, ordering: .releasing) }
 }

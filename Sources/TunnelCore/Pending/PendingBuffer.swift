@@ -1,0 +1,133 @@
+/// Mechanism 2 of SPEC §1: one worker's buffer of packets whose next hop had no MAC.
+///
+/// A FIFO ring bounded per core (`pending.per_core`) and per next hop
+/// (`pending.per_neighbor`). Packets wait encapsulated but for the outer destination MAC.
+/// When a next hop resolves, its packets leave in arrival order, and while any packet of
+/// a next hop waits, later ones join the queue behind it (`isWaiting`), so none overtakes.
+/// A packet still waiting at its deadline is freed and counted (`expired`).
+///
+/// When a bound is hit the *arriving* packet is dropped (tail drop, as grout does): the
+/// waiting ones are older, nearer their flush, and dropping them would break the ring's
+/// order. The mbuf pool is sized for a full buffer on every worker, so buffering can
+/// never starve reception.
+///
+/// Owned by one worker; no synchronisation. Packets are opaque pointers (mbufs in the
+/// forwarder, fakes in tests). Times are in any monotonic unit (TSC cycles in the worker).
+public struct PendingBuffer {
+    public struct Entry {
+        public var packet: UnsafeMutableRawPointer
+        public var nextHop: NextHopID
+        /// The first packet its next hop buffered since it was last resolved: its wait is
+        /// the first-packet delay.
+        public var isFirst: Bool
+        public var deadline: UInt64
+    }
+
+    public enum Admission: Equatable {
+        /// Buffered; `isFirst` when no packet of this next hop was waiting (the caller
+        /// then asks the control core to resolve it).
+        case buffered(isFirst: Bool)
+        case perCoreFull
+        case perNeighborFull
+    }
+
+    private let ring: UnsafeMutablePointer<Entry>
+    private let mask: Int
+    private var head = 0
+    private var tail = 0
+    /// Waiting packets per next hop, indexed by `NextHopID`.
+    private let waiting: UnsafeMutablePointer<UInt32>
+    public let nextHopCapacity: Int
+    public let perCore: Int
+    public let perNeighbor: UInt32
+
+    public init(perCore: Int, perNeighbor: Int, nextHopCapacity: Int) {
+        precondition(perCore > 0 && perNeighbor > 0 && nextHopCapacity > 0)
+        var size = 1
+        while size < perCore { size <<= 1 }
+        ring = .allocate(capacity: size)
+        mask = size - 1
+        waiting = .allocate(capacity: nextHopCapacity)
+        waiting.initialize(repeating: 0, count: nextHopCapacity)
+        self.nextHopCapacity = nextHopCapacity
+        self.perCore = perCore
+        self.perNeighbor = UInt32(perNeighbor)
+    }
+
+    /// Frees the buffer's own memory; the packets must have been drained first.
+    public func deallocate() {
+        precondition(isEmpty, "drain the pending buffer before deallocating it")
+        ring.deallocate()
+        waiting.deallocate()
+    }
+
+    public var count: Int { tail &- head }
+    public var isEmpty: Bool { head == tail }
+
+    /// Packets waiting for `nextHop`.
+    @inlinable @inline(__always)
+    public func waitingCount(_ nextHop: NextHopID) -> Int { Int(waitingPointer[Int(nextHop.rawValue)]) }
+
+    /// Whether packets of `nextHop` wait: then a new one must queue behind them even if
+    /// the next hop has resolved meanwhile.
+    @inlinable @inline(__always)
+    public func isWaiting(_ nextHop: NextHopID) -> Bool { waitingPointer[Int(nextHop.rawValue)] != 0 }
+
+    @usableFromInline var waitingPointer: UnsafeMutablePointer<UInt32> { waiting }
+
+    /// The earliest deadline: the head's, since all packets get the same lifetime.
+    public var earliestDeadline: UInt64? { isEmpty ? nil : ring[head & mask].deadline }
+
+    public mutating func enqueue(_ packet: UnsafeMutableRawPointer, nextHop: NextHopID, deadline: UInt64) -> Admission {
+        let waitingNow = waiting[Int(nextHop.rawValue)]
+        guard count < perCore else { return .perCoreFull }
+        guard waitingNow < perNeighbor else { return .perNeighborFull }
+        ring[tail & mask] = Entry(packet: packet, nextHop: nextHop, isFirst: waitingNow == 0, deadline: deadline)
+        tail &+= 1
+        waiting[Int(nextHop.rawValue)] = waitingNow + 1
+        return .buffered(isFirst: waitingNow == 0)
+    }
+
+    /// Walks the buffer once in arrival order: packets whose next hop now has a MAC go to
+    /// `send`, packets past their deadline to `expire`, the rest stay, in order.
+    public mutating func drain(
+        now: UInt64,
+        resolvedMAC: (NextHopID) -> MACAddress?,
+        send: (Entry, MACAddress) -> Void,
+        expire: (Entry) -> Void
+    ) {
+        var kept = head
+        var i = head
+        while i != tail {
+            let entry = ring[i & mask]
+            if let mac = resolvedMAC(entry.nextHop) {
+                waiting[Int(entry.nextHop.rawValue)] -= 1
+                send(entry, mac)
+            } else if entry.deadline <= now {
+                waiting[Int(entry.nextHop.rawValue)] -= 1
+                expire(entry)
+            } else {
+                ring[kept & mask] = entry
+                kept &+= 1
+            }
+            i &+= 1
+        }
+        // Survivors were moved down to `head..<kept`; the ring now ends there.
+        tail = kept
+    }
+
+    /// Hands every waiting packet to `release` and empties the buffer (at shutdown).
+    public mutating func removeAll(_ release: (Entry) -> Void) {
+        while head != tail {
+            let entry = ring[head & mask]
+            waiting[Int(entry.nextHop.rawValue)] -= 1
+            release(entry)
+            head &+= 1
+        }
+    }
+
+    /// Packets waiting per next hop, for the `pending` listing.
+    public func occupancy() -> [(NextHopID, Int)] {
+        (0..<nextHopCapacity).compactMap { i in waiting[i] == 0 ? nil : (NextHopID(rawValue: UInt32(i)), Int(waiting[i])) }
+    }
+}
