@@ -18,7 +18,7 @@ struct TunnelCtl: ParsableCommand {
 /// exit status 1.
 func perform(_ request: ControlRequest, _ target: Target, render: (ControlReply) -> Void = { print($0.message) }) throws {
     let reply: ControlReply
-    do { reply = try ControlClient.send(request, filePrefix: target.filePrefix) } catch { throw ValidationError("\(error)") }
+    reply = try ControlClient.send(request, filePrefix: target.filePrefix)
     guard reply.ok else {
         FileHandle.standardError.write(Data("tunnelctl: \(reply.message)\n".utf8))
         throw ExitCode.failure
@@ -154,7 +154,7 @@ struct Target: ParsableArguments {
     var json = false
 
     func connect() throws -> TelemetryClient {
-        do { return try TelemetryClient(filePrefix: filePrefix) } catch { throw ValidationError("\(error)") }
+        try TelemetryClient(filePrefix: filePrefix)
     }
 }
 

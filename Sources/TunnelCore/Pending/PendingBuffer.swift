@@ -17,9 +17,6 @@ public struct PendingBuffer {
     public struct Entry {
         public var packet: UnsafeMutableRawPointer
         public var nextHop: NextHopID
-        /// The first packet its next hop buffered since it was last resolved: its wait is
-        /// the first-packet delay.
-        public var isFirst: Bool
         public var deadline: UInt64
     }
 
@@ -82,7 +79,7 @@ public struct PendingBuffer {
         let waitingNow = waiting[Int(nextHop.rawValue)]
         guard count < perCore else { return .perCoreFull }
         guard waitingNow < perNeighbor else { return .perNeighborFull }
-        ring[tail & mask] = Entry(packet: packet, nextHop: nextHop, isFirst: waitingNow == 0, deadline: deadline)
+        ring[tail & mask] = Entry(packet: packet, nextHop: nextHop, deadline: deadline)
         tail &+= 1
         waiting[Int(nextHop.rawValue)] = waitingNow + 1
         return .buffered(isFirst: waitingNow == 0)

@@ -216,10 +216,8 @@ struct Worker {
                 let m = OpaquePointer(entry.packet)
                 EthernetFrame.setDestination(mac, of: tf_mbuf_data(m).unsafelyUnwrapped)
                 counters.add(.flushed)
-                if entry.isFirst {
-                    let waited = now &- (entry.deadline &- setup.lifetimeCycles)
-                    setup.firstPacketDelay.record(waited &* 1_000_000 / setup.tscHz)
-                }
+                let waited = now &- (entry.deadline &- setup.lifetimeCycles)
+                setup.firstPacketDelay.record(waited &* 1_000_000 / setup.tscHz)
                 toUplink.append(m, counters: counters)
             },
             expire: { entry in
