@@ -144,24 +144,7 @@ private struct Validator {
     /// A unicast address a host can have: not 0.0.0.0, loopback, multicast or broadcast,
     /// and not the network or broadcast address of the uplink prefix.
     func checkHostAddress(_ a: IPv4Address, _ path: String, in prefix: IPv4Interface?) throws(E) {
-        let top = a.rawValue >> 24
-        let problem: String? =
-            if a == .any { "is the unspecified address" }
-            else if a.rawValue == 0xFFFF_FFFF { "is the broadcast address" }
-            else if top == 127 { "is a loopback address" }
-            else if top >= 224 && top < 240 { "is a multicast address" }
-            else if top >= 240 { "is a reserved (class E) address" }
-            else { nil }
-        if let problem { throw E(path: path, message: "\(a) \(problem)") }
-        if let prefix, prefix.prefixLength <= 30, prefix.contains(a) {
-            let host = a.rawValue & ~prefix.netmask
-            if host == 0 {
-                throw E(path: path, message: "\(a) is the network address of uplink.address \(prefix)")
-            }
-            if host == ~prefix.netmask {
-                throw E(path: path, message: "\(a) is the broadcast address of uplink.address \(prefix)")
-            }
-        }
+        if let problem = TunnelRules.hostAddressProblem(a, in: prefix) { throw E(path: path, message: problem) }
     }
 
     func parseMAC(_ node: Node, _ path: String, unicast: Bool) throws(E) -> MACAddress {
@@ -234,13 +217,6 @@ private struct Validator {
 
     // MARK: tunnels
 
-    static func isValidTunnelName(_ name: String) -> Bool {
-        (1...32).contains(name.unicodeScalars.count) && name.unicodeScalars.allSatisfy { c in
-            ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c)
-                || c == "_" || c == "." || c == "-"
-        }
-    }
-
     struct TunnelKey: Hashable {
         var type: EncapsulationType
         var remote: IPv4Address
@@ -258,10 +234,7 @@ private struct Validator {
                 node, path: p, allowed: ["name", "type", "remote", "vni", "dst_port", "ttl", "df", "flow_id"])
 
             let name = try m.string("name")
-            guard Validator.isValidTunnelName(name) else {
-                throw E(path: m.path("name"),
-                        message: "\(ConfigurationText.quote(name)) is not a valid tunnel name (1 to 32 characters of A-Z a-z 0-9 _ . -)")
-            }
+            if let problem = TunnelRules.nameProblem(name) { throw E(path: m.path("name"), message: problem) }
             if let other = tunnelsByName[name] {
                 throw E(path: m.path("name"),
                         message: "duplicate tunnel name \(ConfigurationText.quote(name)) (also \(YAMLReader.item(path, other.index)))")
@@ -269,20 +242,12 @@ private struct Validator {
 
             let typeText = try m.string("type")
             guard let type = EncapsulationType(rawValue: typeText) else {
-                throw E(path: m.path("type"),
-                        message: "unknown tunnel type \(ConfigurationText.quote(typeText)) (expected one of: \(EncapsulationType.allCases.map(\.rawValue).joined(separator: ", ")))")
+                throw E(path: m.path("type"), message: TunnelRules.unknownTypeMessage(typeText))
             }
 
             let remotePath = m.path("remote")
             let remote = try parseAddress(m.required("remote"), remotePath)
-            try checkHostAddress(remote, remotePath, in: uplink.address)
-            if remote == uplink.address.address {
-                throw E(path: remotePath, message: "\(remote) is the uplink's own address (uplink.address)")
-            }
-            if uplink.nextHop(for: remote) == nil {
-                throw E(path: remotePath,
-                        message: "\(remote) is not on-link (outside uplink.address \(uplink.address)) and uplink.gateway is not set")
-            }
+            if let problem = TunnelRules.remoteProblem(remote, uplink: uplink) { throw E(path: remotePath, message: problem) }
 
             let vni = try parseVNI(m.required("vni"), m.path("vni"))
 
@@ -310,9 +275,7 @@ private struct Validator {
                 ttl: UInt8(ttl), dontFragment: df, flowID: UInt8(flowID))
             let key = TunnelKey(type: type, remote: remote, vni: vni, port: tunnel.destinationPort)
             if let j = keys[key] {
-                let portText = tunnel.destinationPort.map { " dst_port \($0)" } ?? ""
-                throw E(path: p,
-                        message: "\(type.rawValue) to \(remote) vni \(vni)\(portText) duplicates tunnel \(ConfigurationText.quote(result[j].name)) (\(YAMLReader.item(path, j)))")
+                throw E(path: p, message: TunnelRules.duplicateMessage(tunnel, of: result[j].name) + " (\(YAMLReader.item(path, j)))")
             }
             keys[key] = i
             tunnelsByName[name] = (i, tunnel)

@@ -34,10 +34,11 @@ public struct TunnelSpec: Codable, Sendable, Equatable {
         self.flowID = flowID
     }
 
-    /// The tunnel, or a one-line reason naming the field.
+    /// The tunnel, or a one-line reason naming the field. The checks that involve the
+    /// uplink and other tunnels are the overlay's (`TunnelRules`).
     public func tunnel() -> Result<Tunnel, ControlError> {
         guard let type = EncapsulationType(rawValue: type) else {
-            return .failure(ControlError("type: unknown tunnel type '\(self.type)' (expected one of: vxlan, geneve, nvgre)"))
+            return .failure(ControlError("type: " + TunnelRules.unknownTypeMessage(self.type)))
         }
         guard let remote = IPv4Address(remote) else {
             return .failure(ControlError("remote: '\(self.remote)' is not a valid IPv4 address"))
@@ -45,9 +46,6 @@ public struct TunnelSpec: Codable, Sendable, Equatable {
         guard let vni = VNI(vni) else {
             return .failure(ControlError("vni: \(self.vni) is over the 24-bit maximum \(VNI.max)"))
         }
-        if type == .nvgre, dstPort != nil { return .failure(ControlError("dst-port: nvgre has no UDP header")) }
-        if type != .nvgre, flowID != nil { return .failure(ControlError("flow-id: only nvgre has a FlowID")) }
-        if ttl == 0 { return .failure(ControlError("ttl: must be 1 to 255")) }
         return .success(Tunnel(name: name, type: type, remote: remote, vni: vni, destinationPort: dstPort,
                                ttl: ttl ?? 64, dontFragment: df ?? true, flowID: flowID ?? 0))
     }

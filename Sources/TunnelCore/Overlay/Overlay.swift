@@ -58,10 +58,10 @@ public struct Overlay: Sendable {
     public mutating func addTunnel(_ tunnel: Tunnel, nowMs: UInt64) throws(OverlayError) -> TunnelNeighborTable.AttachResult {
         if self.tunnel(named: tunnel.name) != nil { throw .duplicateTunnel(tunnel.name) }
         if let problem = TunnelRules.problem(with: tunnel, uplink: uplink) {
-            throw .invalidTunnel(tunnel.name, problem)
+            throw .invalidTunnel(tunnel.name, problem.description)
         }
         if let twin = tunnels.first(where: { TunnelRules.sameEndpoint($0, tunnel) }) {
-            throw .invalidTunnel(tunnel.name, "same type, remote, vni and port as tunnel '\(twin.name)'")
+            throw .invalidTunnel(tunnel.name, TunnelRules.duplicateMessage(tunnel, of: twin.name))
         }
         let hop = nextHop(of: tunnel)!
         let result = neighbors.attach(tunnel: tunnel.name, nextHop: hop, nowMs: nowMs)

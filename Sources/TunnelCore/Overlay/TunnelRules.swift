@@ -1,37 +1,79 @@
-/// The checks a tunnel must pass, shared by the configuration file and runtime commands so
-/// both refuse the same things with the same words.
+/// The checks a tunnel must pass, shared by the configuration file, the overlay model and
+/// runtime commands, so that all of them refuse the same things with the same words.
+/// Each problem names the field it is about (`remote`, `name`, …); callers prefix their
+/// own path (`tunnels[2].remote`).
 public enum TunnelRules {
-    public static let maxNameLength = 32
+    public struct Problem: Error, Equatable, Sendable, CustomStringConvertible {
+        public var field: String
+        public var message: String
 
-    public static func nameProblem(_ name: String) -> String? {
-        guard (1...maxNameLength).contains(name.count) else { return "name must be 1 to \(maxNameLength) characters" }
-        let allowed = name.unicodeScalars.allSatisfy {
-            $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "_.-".unicodeScalars.contains($0))
-        }
-        return allowed ? nil : "name may hold only letters, digits, '_', '.' and '-'"
+        public var description: String { "\(field): \(message)" }
     }
 
-    /// Why `remote` cannot be a tunnel endpoint seen from `uplink`, or `nil`.
-    public static func remoteProblem(_ remote: IPv4Address, uplink: Uplink) -> String? {
-        if remote == .any { return "\(remote) is not a unicast address" }
-        if remote.rawValue >> 28 == 0xE || remote.rawValue == .max { return "\(remote) is not a unicast address" }
-        if remote == uplink.address.address { return "\(remote) is the local endpoint address" }
-        if uplink.nextHop(for: remote) == nil {
-            return "\(remote) is not inside uplink.address \(uplink.address) and uplink.gateway is not set"
+    public static let maxNameLength = 32
+
+    public static func isValidName(_ name: String) -> Bool {
+        (1...maxNameLength).contains(name.unicodeScalars.count) && name.unicodeScalars.allSatisfy { c in
+            ("a"..."z").contains(c) || ("A"..."Z").contains(c) || ("0"..."9").contains(c) || c == "_" || c == "." || c == "-"
+        }
+    }
+
+    public static func nameProblem(_ name: String) -> String? {
+        isValidName(name) ? nil : "\(ConfigurationText.quote(name)) is not a valid tunnel name (1 to \(maxNameLength) characters of A-Z a-z 0-9 _ . -)"
+    }
+
+    /// Why `a` cannot be a host's address (unspecified, broadcast, loopback, multicast,
+    /// class E, or the network or broadcast address of `prefix`), or `nil`.
+    public static func hostAddressProblem(_ a: IPv4Address, in prefix: IPv4Interface?) -> String? {
+        let top = a.rawValue >> 24
+        if a.rawValue == 0 { return "\(a) is the unspecified address" }
+        if a.rawValue == 0xFFFF_FFFF { return "\(a) is the broadcast address" }
+        if top == 127 { return "\(a) is a loopback address" }
+        if top >= 224 && top < 240 { return "\(a) is a multicast address" }
+        if top >= 240 { return "\(a) is a reserved (class E) address" }
+        if let prefix, prefix.prefixLength <= 30, prefix.contains(a) {
+            let host = a.rawValue & ~prefix.netmask
+            if host == 0 { return "\(a) is the network address of uplink.address \(prefix)" }
+            if host == ~prefix.netmask { return "\(a) is the broadcast address of uplink.address \(prefix)" }
         }
         return nil
     }
 
-    public static func problem(with tunnel: Tunnel, uplink: Uplink) -> String? {
-        if let p = nameProblem(tunnel.name) { return p }
-        if let p = remoteProblem(tunnel.remote, uplink: uplink) { return p }
-        if tunnel.type == .nvgre && tunnel.destinationPort != nil { return "nvgre has no UDP destination port" }
-        if tunnel.ttl == 0 { return "ttl must be 1 to 255" }
+    /// Why `remote` cannot be a tunnel endpoint seen from `uplink`, or `nil`.
+    public static func remoteProblem(_ remote: IPv4Address, uplink: Uplink) -> String? {
+        if let problem = hostAddressProblem(remote, in: uplink.address) { return problem }
+        if remote == uplink.address.address { return "\(remote) is the uplink's own address (uplink.address)" }
+        if uplink.nextHop(for: remote) == nil {
+            return "\(remote) is not on-link (outside uplink.address \(uplink.address)) and uplink.gateway is not set"
+        }
+        return nil
+    }
+
+    /// The first problem of a tunnel on its own (not against other tunnels), or `nil`.
+    public static func problem(with tunnel: Tunnel, uplink: Uplink) -> Problem? {
+        if let p = nameProblem(tunnel.name) { return Problem(field: "name", message: p) }
+        if let p = remoteProblem(tunnel.remote, uplink: uplink) { return Problem(field: "remote", message: p) }
+        if tunnel.type == .nvgre, let port = tunnel.destinationPort {
+            return Problem(field: "dst_port", message: "dst_port \(port) is not allowed for nvgre (NVGRE has no UDP header)")
+        }
+        if tunnel.type != .nvgre, tunnel.flowID != 0 {
+            return Problem(field: "flow_id", message: "flow_id \(tunnel.flowID) is only allowed for nvgre, not \(tunnel.type.rawValue)")
+        }
+        if tunnel.ttl == 0 { return Problem(field: "ttl", message: "0 is out of range (1..255)") }
         return nil
     }
 
     /// Two tunnels that would put the same outer header on the wire.
     public static func sameEndpoint(_ a: Tunnel, _ b: Tunnel) -> Bool {
         a.type == b.type && a.remote == b.remote && a.vni == b.vni && a.destinationPort == b.destinationPort
+    }
+
+    public static func duplicateMessage(_ tunnel: Tunnel, of other: String) -> String {
+        let port = tunnel.destinationPort.map { " dst_port \($0)" } ?? ""
+        return "\(tunnel.type.rawValue) to \(tunnel.remote) vni \(tunnel.vni)\(port) duplicates tunnel '\(other)'"
+    }
+
+    public static func unknownTypeMessage(_ text: String) -> String {
+        "unknown tunnel type \(ConfigurationText.quote(text)) (expected one of: \(EncapsulationType.allCases.map(\.rawValue).joined(separator: ", ")))"
     }
 }
