@@ -41,7 +41,7 @@ public enum Forwarder {
         var started: [PortID] = []
         defer { started.forEach { $0.stopAndClose() } }
         try uplink.start(PortSetup(
-            rxQueues: queues + 1, txQueues: queues + 1,
+            rxQueues: queues + 1, rssQueues: queues, txQueues: queues + 1,
             rxDescriptors: UInt16(settings.rxDescriptors), txDescriptors: UInt16(settings.txDescriptors),
             promiscuous: false, mtu: UInt16(configuration.uplink.mtu)), pool: pool, role: "uplink")
         started.append(uplink)

@@ -65,6 +65,9 @@ public struct PortID: RawRepresentable, Hashable, Sendable, CustomStringConverti
 /// How one port is set up: queue counts and ring sizes.
 public struct PortSetup {
     public var rxQueues: UInt16
+    /// How many of the RX queues RSS spreads traffic over (the workers'); the others
+    /// only get what the device steers there by other means.
+    public var rssQueues: UInt16
     public var txQueues: UInt16
     public var rxDescriptors: UInt16
     public var txDescriptors: UInt16
@@ -72,8 +75,10 @@ public struct PortSetup {
     /// Layer-3 MTU to program, or nil to leave the device's own.
     public var mtu: UInt16?
 
-    public init(rxQueues: UInt16, txQueues: UInt16, rxDescriptors: UInt16, txDescriptors: UInt16, promiscuous: Bool, mtu: UInt16? = nil) {
+    public init(rxQueues: UInt16, rssQueues: UInt16? = nil, txQueues: UInt16, rxDescriptors: UInt16, txDescriptors: UInt16,
+                promiscuous: Bool, mtu: UInt16? = nil) {
         self.rxQueues = rxQueues
+        self.rssQueues = rssQueues ?? rxQueues
         self.txQueues = txQueues
         self.rxDescriptors = rxDescriptors
         self.txDescriptors = txDescriptors
@@ -121,10 +126,31 @@ extension PortID {
             }
         }
         try check(rte_eth_dev_start(rawValue), "start \(role) \(self)")
+        if conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS && setup.rssQueues < setup.rxQueues && info.reta_size > 0 {
+            restrictRSS(to: setup.rssQueues, tableSize: Int(info.reta_size))
+        }
         if setup.promiscuous {
             // Access ports carry frames for the VMs' MACs, not the port's own; a device
             // that cannot go promiscuous still forwards what it receives.
             _ = rte_eth_promiscuous_enable(rawValue)
+        }
+    }
+
+    /// Points every RSS redirection-table entry at one of the first `queues` queues, so the
+    /// control core's queue gets no data traffic. A device that refuses keeps its default
+    /// table, and the log says so.
+    private func restrictRSS(to queues: UInt16, tableSize: Int) {
+        let groups = (tableSize + 63) / 64
+        var table = [rte_eth_rss_reta_entry64](repeating: rte_eth_rss_reta_entry64(), count: groups)
+        for g in 0..<groups {
+            table[g].mask = ~0
+            withUnsafeMutableBytes(of: &table[g].reta) { raw in
+                let entries = raw.bindMemory(to: UInt16.self)
+                for i in 0..<64 { entries[i] = UInt16((g * 64 + i) % Int(queues)) }
+            }
+        }
+        if rte_eth_dev_rss_reta_update(rawValue, &table, UInt16(tableSize)) != 0 {
+            Log.info("\(self): the device keeps its own RSS table; its last RX queue may receive data traffic")
         }
     }
 
