@@ -102,6 +102,7 @@ public enum Forwarder {
         for lcore in workers {
             controlWorkers.append(ControlCore.Worker(
                 lcore: lcore, arp: try ring("tf_arp_\(lcore)"), misses: try ring("tf_miss_\(lcore)"),
+                handoff: try ring("tf_handoff_\(lcore)"),
                 pending: PendingBuffer(perCore: configuration.pending.perCore, perNeighbor: configuration.pending.perNeighbor,
                                        nextHopCapacity: settings.maxNextHops)))
         }
@@ -123,9 +124,10 @@ public enum Forwarder {
             let setup = WorkerSetup(
                 lcore: worker.lcore, queue: UInt16(index), reader: index,
                 accessPorts: UnsafeBufferPointer(accessIDs), uplink: uplink,
+                localAddress: configuration.uplink.address.address,
                 forwarding: publisher.reader, quiescentState: publisher.quiescentState,
                 nextHops: nextHops, counters: counters.block(lcore: worker.lcore),
-                toControl: worker.arp, misses: worker.misses, resolutions: resolutions, pending: worker.pending,
+                toControl: worker.arp, fromControl: worker.handoff, misses: worker.misses, resolutions: resolutions, pending: worker.pending,
                 lifetimeCycles: UInt64(configuration.pending.lifetimeMs) * tscHz / 1000, tscHz: tscHz,
                 firstPacketDelay: delays[index], pool: pool, burst: settings.burst, running: running)
             try WorkerLauncher.launch(setup)

@@ -117,6 +117,18 @@ public struct Overlay: Sendable {
                 dontFragment: tunnel.dontFragment))
         }
         plan.flood = plan.segments.map { vni in (flood[vni] ?? []).compactMap { tunnelIndex[$0] } }
+        plan.deliveries = plan.segments.map { vni in
+            access.indices.filter { access[$0].config.segment == vni }.map {
+                AccessDelivery(accessIndex: UInt16($0), vlan: access[$0].config.vlan ?? 0)
+            }
+        }
+        for tunnel in tunnels {
+            if let port = tunnel.destinationPort { plan.decapsulationPorts.add(port, tunnel.type) }
+        }
+        // The registered ports are always served, so a peer can reach us before we have a
+        // tunnel back to it.
+        plan.decapsulationPorts.add(EncapsulationType.vxlan.defaultDestinationPort!, .vxlan)
+        plan.decapsulationPorts.add(EncapsulationType.geneve.defaultDestinationPort!, .geneve)
         for port in access {
             plan.access[port.portID] = AccessBinding(segment: segmentIndex[port.config.segment]!, vlan: port.config.vlan ?? 0)
         }

@@ -73,8 +73,12 @@ public struct DelaySummary: Sendable, Equatable {
         var seen: UInt64 = 0
         for (b, n) in counts.enumerated() {
             seen += n
-            // The bucket's upper end, capped by the true maximum.
-            if seen >= rank { return Swift.min(max, DelayHistogram.lowerBound(of: b + 1) &- 1) }
+            // The bucket's middle (within 12.5 % of any value in it; its upper end could be
+            // 25 % above its lower one), capped by the true maximum.
+            if seen >= rank {
+                let low = DelayHistogram.lowerBound(of: b), high = DelayHistogram.lowerBound(of: b + 1) &- 1
+                return Swift.min(max, low + (high - low) / 2)
+            }
         }
         return max
     }

@@ -34,6 +34,10 @@ public struct PendingBuffer {
     private var tail = 0
     /// Waiting packets per next hop, indexed by `NextHopID`.
     private let waiting: UnsafeMutablePointer<UInt32>
+    /// Per next hop, the last drain pass that kept one of its packets: its later packets
+    /// stay behind that one for the rest of the pass, even if its MAC arrives meanwhile.
+    private let keptInPass: UnsafeMutablePointer<UInt32>
+    private var pass: UInt32 = 0
     public let nextHopCapacity: Int
     public let perCore: Int
     public let perNeighbor: UInt32
@@ -46,6 +50,8 @@ public struct PendingBuffer {
         mask = size - 1
         waiting = .allocate(capacity: nextHopCapacity)
         waiting.initialize(repeating: 0, count: nextHopCapacity)
+        keptInPass = .allocate(capacity: nextHopCapacity)
+        keptInPass.initialize(repeating: 0, count: nextHopCapacity)
         self.nextHopCapacity = nextHopCapacity
         self.perCore = perCore
         self.perNeighbor = UInt32(perNeighbor)
@@ -56,6 +62,7 @@ public struct PendingBuffer {
         precondition(isEmpty, "drain the pending buffer before deallocating it")
         ring.deallocate()
         waiting.deallocate()
+        keptInPass.deallocate()
     }
 
     public var count: Int { tail &- head }
@@ -93,17 +100,24 @@ public struct PendingBuffer {
         send: (Entry, MACAddress) -> Void,
         expire: (Entry) -> Void
     ) {
+        // `resolvedMAC` may read a table that changes during the walk.
+        pass &+= 1
+        if pass == 0 {
+            keptInPass.update(repeating: 0, count: nextHopCapacity)
+            pass = 1
+        }
         var kept = head
         var i = head
         while i != tail {
             let entry = ring[i & mask]
-            if let mac = resolvedMAC(entry.nextHop) {
+            if keptInPass[Int(entry.nextHop.rawValue)] != pass, let mac = resolvedMAC(entry.nextHop) {
                 waiting[Int(entry.nextHop.rawValue)] -= 1
                 send(entry, mac)
             } else if entry.deadline <= now {
                 waiting[Int(entry.nextHop.rawValue)] -= 1
                 expire(entry)
             } else {
+                keptInPass[Int(entry.nextHop.rawValue)] = pass
                 ring[kept & mask] = entry
                 kept &+= 1
             }

@@ -179,8 +179,14 @@ public struct NeighborResolver: Sendable {
     public mutating func tick(nowMs: UInt64) -> [ResolverAction] {
         var actions: [ResolverAction] = []
         while let timer = timers.min, timer.dueMs <= nowMs {
+            guard let neighbor = tunnelNeighbors[timer.address], neighbor.generation == timer.generation else {
+                _ = timers.popMin()
+                continue
+            }
+            // Every transition sends one request. Without a token the due timers stay queued,
+            // oldest first, so none starves and none is popped again and again.
+            guard limiter.hasToken(nowMs: nowMs) else { break }
             _ = timers.popMin()
-            guard let neighbor = tunnelNeighbors[timer.address], neighbor.generation == timer.generation else { continue }
             fire(neighbor, nowMs: nowMs, actions: &actions)
         }
         return actions
@@ -204,8 +210,6 @@ public struct NeighborResolver: Sendable {
         case .permanent:
             return
         case .resolving:
-            neighbor.intervalMs = min(neighbor.intervalMs * 2, UInt64(settings.retryMaxMs))
-            tunnelNeighbors[address] = neighbor
             ask(address, nowMs: nowMs, actions: &actions)
         case .reachable:
             // Refresh before the entry ages: probe it while it keeps forwarding.
@@ -273,11 +277,14 @@ public struct NeighborResolver: Sendable {
             neighbor.lastRequestMs = nowMs
             neighbor.unanswered += 1
             if neighbor.unanswered > settings.probes { underlay.setState(address, .failed, nowMs: nowMs) }
+            // The back-off grows with requests sent, not with attempts the rate refused.
+            let interval = neighbor.intervalMs
+            neighbor.intervalMs = min(interval * 2, UInt64(settings.retryMaxMs))
             tunnelNeighbors[address] = neighbor
-            schedule(address, at: nowMs &+ neighbor.intervalMs)
+            schedule(address, at: nowMs &+ interval)
         } else {
-            // Over the global rate: try again as soon as a token may be there.
-            schedule(address, at: nowMs &+ 1)
+            // Over the global rate: due now, keeping its place if it was already waiting.
+            schedule(address, at: min(neighbor.dueMs, nowMs))
         }
     }
 
@@ -291,7 +298,7 @@ public struct NeighborResolver: Sendable {
             tunnelNeighbors[address] = neighbor
             schedule(address, at: nowMs &+ probeIntervalMs)
         } else {
-            schedule(address, at: nowMs &+ 1)
+            schedule(address, at: min(neighbor.dueMs, nowMs))
         }
     }
 

@@ -17,12 +17,17 @@ public struct RequestRateLimiter: Sendable {
 
     /// Takes a token if one is there.
     public mutating func take(nowMs: UInt64) -> Bool {
+        guard hasToken(nowMs: nowMs) else { return false }
+        tokens -= 1
+        return true
+    }
+
+    /// Whether `take` would succeed now (takes nothing).
+    public mutating func hasToken(nowMs: UInt64) -> Bool {
         if nowMs > lastMs {
             tokens = min(Double(burst), tokens + Double(nowMs - lastMs) * Double(perSecond) / 1000)
             lastMs = nowMs
         }
-        guard tokens >= 1 else { return false }
-        tokens -= 1
-        return true
+        return tokens >= 1
     }
 }

@@ -17,6 +17,9 @@ public struct ForwardingPlan: Sendable {
     public var segments: [VNI] = []
     /// Flood list per segment index (same count as `segments`).
     public var flood: [[TunnelIndex]] = []
+    /// Access ports per segment index that decapsulated frames go to (same count).
+    public var deliveries: [[AccessDelivery]] = []
+    public var decapsulationPorts = DecapsulationPorts()
     /// Access binding per DPDK port id.
     public var access: [UInt16: AccessBinding] = [:]
     public var tunnels: [TunnelEntry] = []
@@ -38,11 +41,15 @@ public final class ForwardingSnapshot: @unchecked Sendable {
 
     public init(_ plan: ForwardingPlan) {
         precondition(plan.flood.count == plan.segments.count, "one flood list per segment")
+        precondition(plan.deliveries.count == plan.segments.count, "one delivery list per segment")
         precondition(plan.segments.count < Int(UInt16.max), "segment indexes are 16-bit")
         // Load factor at most 1/2 keeps linear probes short even when MACs cluster.
         var bucketCount = 16
         while bucketCount < plan.macs.count * 2 { bucketCount <<= 1 }
         let floodCount = plan.flood.reduce(0) { $0 + $1.count }
+        let deliveryCount = plan.deliveries.reduce(0) { $0 + $1.count }
+        var segmentBucketCount = 16
+        while segmentBucketCount < plan.segments.count * 2 { segmentBucketCount <<= 1 }
 
         var layout = Layout()
         let viewOffset = layout.reserve(ForwardingView.self, count: 1)
@@ -50,6 +57,8 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         let tunnelsOffset = layout.reserve(TunnelEntry.self, count: max(plan.tunnels.count, 1))
         let segmentsOffset = layout.reserve(SegmentEntry.self, count: max(plan.segments.count, 1))
         let floodOffset = layout.reserve(TunnelIndex.self, count: max(floodCount, 1))
+        let deliveriesOffset = layout.reserve(AccessDelivery.self, count: max(deliveryCount, 1))
+        let segmentBucketsOffset = layout.reserve(SegmentBucket.self, count: segmentBucketCount)
         let accessOffset = layout.reserve(AccessBinding.self, count: Self.accessCapacity)
 
         base = .allocate(byteCount: layout.size, alignment: 64)
@@ -59,15 +68,23 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         let tunnels = (base + tunnelsOffset).bindMemory(to: TunnelEntry.self, capacity: plan.tunnels.count)
         let segments = (base + segmentsOffset).bindMemory(to: SegmentEntry.self, capacity: plan.segments.count)
         let floodTunnels = (base + floodOffset).bindMemory(to: TunnelIndex.self, capacity: floodCount)
+        let deliveries = (base + deliveriesOffset).bindMemory(to: AccessDelivery.self, capacity: deliveryCount)
+        let segmentBuckets = (base + segmentBucketsOffset).bindMemory(to: SegmentBucket.self, capacity: segmentBucketCount)
         let access = (base + accessOffset).bindMemory(to: AccessBinding.self, capacity: Self.accessCapacity)
 
         tunnels.initialize(from: plan.tunnels, count: plan.tunnels.count)
         var floodCursor = 0
+        var deliveryCursor = 0
         for (i, vni) in plan.segments.enumerated() {
             let list = plan.flood[i]
+            let ports = plan.deliveries[i]
             (floodTunnels + floodCursor).initialize(from: list, count: list.count)
-            segments[i] = SegmentEntry(vni: vni, floodStart: UInt32(floodCursor), floodCount: UInt32(list.count))
+            (deliveries + deliveryCursor).initialize(from: ports, count: ports.count)
+            segments[i] = SegmentEntry(
+                vni: vni, floodStart: UInt32(floodCursor), floodCount: UInt32(list.count),
+                deliveryStart: UInt32(deliveryCursor), deliveryCount: UInt32(ports.count))
             floodCursor += list.count
+            deliveryCursor += ports.count
         }
         access.initialize(repeating: .unbound, count: Self.accessCapacity)
         for (port, binding) in plan.access {
@@ -81,8 +98,15 @@ public final class ForwardingSnapshot: @unchecked Sendable {
             buckets: buckets, bucketMask: UInt64(bucketCount - 1), bucketShift: shift,
             tunnels: tunnels, tunnelCount: plan.tunnels.count,
             segments: segments, segmentCount: plan.segments.count,
-            floodTunnels: floodTunnels, access: access, accessCapacity: Self.accessCapacity
+            floodTunnels: floodTunnels, deliveries: deliveries,
+            segmentBuckets: segmentBuckets, segmentBucketMask: UInt32(segmentBucketCount - 1),
+            access: access, accessCapacity: Self.accessCapacity, decapsulationPorts: plan.decapsulationPorts
         ))
+        for (i, vni) in plan.segments.enumerated() {
+            var b = (vni.rawValue &* 0x9E37_79B1) >> 16 & UInt32(segmentBucketCount - 1)
+            while segmentBuckets[Int(b)].vniPlusOne != 0 { b = (b &+ 1) & UInt32(segmentBucketCount - 1) }
+            segmentBuckets[Int(b)] = SegmentBucket(vniPlusOne: vni.rawValue + 1, segment: UInt32(i))
+        }
         for entry in plan.macs {
             let key = ForwardingView.key(segment: entry.segment, mac: entry.mac)
             var i = viewPointer.pointee.bucketIndex(of: key)

@@ -46,6 +46,27 @@ public struct SegmentEntry: Sendable {
     public var vni: VNI
     public var floodStart: UInt32
     public var floodCount: UInt32
+    public var deliveryStart: UInt32
+    public var deliveryCount: UInt32
+}
+
+/// Where a decapsulated frame of a segment goes: an access port, by its position in the
+/// forwarder's list of access ports, and the VLAN tag to put on it (0: none).
+public struct AccessDelivery: Sendable, Equatable {
+    public var accessIndex: UInt16
+    public var vlan: UInt16
+
+    public init(accessIndex: UInt16, vlan: UInt16) {
+        self.accessIndex = accessIndex
+        self.vlan = vlan
+    }
+}
+
+@usableFromInline
+struct SegmentBucket {
+    /// VNI + 1; 0 marks an empty bucket.
+    @usableFromInline var vniPlusOne: UInt32
+    @usableFromInline var segment: UInt32
 }
 
 @usableFromInline
@@ -74,8 +95,13 @@ public struct ForwardingView {
     public let segments: UnsafeMutablePointer<SegmentEntry>
     public let segmentCount: Int
     @usableFromInline let floodTunnels: UnsafeMutablePointer<TunnelIndex>
+    @usableFromInline let deliveries: UnsafeMutablePointer<AccessDelivery>
+    @usableFromInline let segmentBuckets: UnsafeMutablePointer<SegmentBucket>
+    @usableFromInline let segmentBucketMask: UInt32
     @usableFromInline let access: UnsafeMutablePointer<AccessBinding>
     public let accessCapacity: Int
+    /// The UDP ports on which VXLAN and Geneve packets are accepted.
+    public let decapsulationPorts: DecapsulationPorts
 
     @inlinable @inline(__always)
     static func key(segment: UInt16, mac: MACAddress) -> UInt64 {
@@ -118,6 +144,25 @@ public struct ForwardingView {
     @inlinable @inline(__always)
     public func entry(_ index: TunnelIndex) -> UnsafeMutablePointer<TunnelEntry> {
         tunnels + Int(index.rawValue)
+    }
+
+    /// The segment a received VNI belongs to; `nil` for a VNI we do not serve.
+    @inlinable @inline(__always)
+    public func segment(vni: VNI) -> UInt16? {
+        var i = (vni.rawValue &* 0x9E37_79B1) >> 16 & segmentBucketMask
+        while true {
+            let bucket = segmentBuckets[Int(i)]
+            if bucket.vniPlusOne == 0 { return nil }
+            if bucket.vniPlusOne == vni.rawValue &+ 1 { return UInt16(truncatingIfNeeded: bucket.segment) }
+            i = (i &+ 1) & segmentBucketMask
+        }
+    }
+
+    /// The access ports that decapsulated frames of `segment` are delivered to.
+    @inlinable @inline(__always)
+    public func deliveries(segment: UInt16) -> UnsafeBufferPointer<AccessDelivery> {
+        let s = segments[Int(segment)]
+        return UnsafeBufferPointer(start: deliveries + Int(s.deliveryStart), count: Int(s.deliveryCount))
     }
 
     /// The tunnels that broadcast, multicast and unknown-unicast frames of `segment` are

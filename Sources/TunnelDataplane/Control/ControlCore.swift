@@ -21,6 +21,8 @@ struct ControlCore {
         var arp: OpaquePointer
         /// Next hops this worker found unresolved.
         var misses: OpaquePointer
+        /// Uplink frames the device steered to the control core's queue, for this worker.
+        var handoff: OpaquePointer
         var pending: PendingBuffer
     }
 
@@ -98,6 +100,7 @@ struct ControlCore {
         for worker in workers {
             while rte_ring_sc_dequeue(worker.arp, &frame) == 0 { rte_pktmbuf_free(OpaquePointer(frame)) }
             while rte_ring_sc_dequeue(worker.misses, &frame) == 0 {}
+            while rte_ring_sc_dequeue(worker.handoff, &frame) == 0 { rte_pktmbuf_free(OpaquePointer(frame)) }
         }
         kernel?.removeAll()
     }
@@ -125,18 +128,23 @@ struct ControlCore {
         if resolved { resolutions.signal() }
     }
 
-    /// Frames that the device steered to the control core's own RX queue.
+    /// Frames that the device steered to the control core's own RX queue: ARP is ours,
+    /// the rest goes to a worker, the flow's hash choosing which, so a flow stays in order.
     private mutating func receiveFromUplink(nowMs: UInt64) -> Int {
         var burst = [OpaquePointer?](repeating: nil, count: Self.burst)
         let n = Int(rte_eth_rx_burst(uplink.rawValue, queue, &burst, UInt16(Self.burst)))
         if n > 0 { counters.add(.rx, n) }
         for case let m? in burst.prefix(n) {
-            if tf_mbuf_data_len(m) >= UInt16(HeaderSize.ethernet),
-               EthernetFrame.etherType(of: tf_mbuf_data(m)!) == .arp {
+            let length = Int(tf_mbuf_data_len(m))
+            if length >= HeaderSize.ethernet, EthernetFrame.etherType(of: tf_mbuf_data(m)!) == .arp {
                 receiveARP(m, nowMs: nowMs)
-            } else {
+                continue
+            }
+            let hash = length >= HeaderSize.ethernet ? InnerFlow.hash(frame: tf_mbuf_data(m)!, length: length) : 0
+            let worker = workers[Int(hash % UInt32(workers.count))]
+            if rte_ring_sp_enqueue(worker.handoff, UnsafeMutableRawPointer(m)) != 0 {
                 rte_pktmbuf_free(m)
-                counters.drop(.notForUs)
+                counters.drop(.controlRingFull)
             }
         }
         return n

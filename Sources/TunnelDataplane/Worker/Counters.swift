@@ -3,8 +3,9 @@ import TunnelCore
 
 /// A packet counter of one lcore. Telemetry names are the snake_case raw values.
 public enum Counter: Int, CaseIterable, Sendable {
-    case rx, tx, encapsulated
-    /// Extra copies made for head-end replication (one flooded frame to N tunnels adds N-1).
+    case rx, tx, encapsulated, decapsulated
+    /// Extra copies made for head-end replication (one flooded frame to N tunnels adds N-1),
+    /// or for delivering one decapsulated frame to several access ports.
     case floodCopies
     /// Packets whose next hop had no MAC (or had packets already waiting) when they arrived.
     case misses
@@ -20,6 +21,7 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .rx: "rx"
         case .tx: "tx"
         case .encapsulated: "encapsulated"
+        case .decapsulated: "decapsulated"
         case .floodCopies: "flood_copies"
         case .misses: "misses"
         case .buffered: "buffered"
@@ -56,6 +58,12 @@ public enum DropReason: Int, CaseIterable, Sendable {
     case controlRingFull
     /// Uplink traffic that is neither ARP nor for a tunnel of ours.
     case notForUs
+    /// A tunnel packet whose VNI belongs to no segment with an access port.
+    case unknownVNI
+    /// An outer IPv4 header with a wrong checksum.
+    case badChecksum
+    /// An outer IPv4 fragment (tunnel endpoints do not reassemble).
+    case fragment
     /// The pending buffer's per-core or per-neighbor bound was reached.
     case pendingFull
 
@@ -71,6 +79,9 @@ public enum DropReason: Int, CaseIterable, Sendable {
         case .vlanMismatch: "vlan_mismatch"
         case .controlRingFull: "control_ring_full"
         case .notForUs: "not_for_us"
+        case .unknownVNI: "unknown_vni"
+        case .badChecksum: "bad_checksum"
+        case .fragment: "fragment"
         case .pendingFull: "pending_full"
         }
     }

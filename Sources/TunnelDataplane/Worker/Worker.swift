@@ -13,12 +13,16 @@ struct WorkerSetup: @unchecked Sendable {
     var reader: Int
     var accessPorts: UnsafeBufferPointer<UInt16>
     var uplink: PortID
+    /// Our tunnel endpoint address: uplink packets for it are decapsulated.
+    var localAddress: IPv4Address
     var forwarding: ForwardingReader
     var quiescentState: QuiescentState
     var nextHops: NextHopTable
     var counters: CounterBlock
     /// Single-producer ring that carries ARP frames to the control core.
     var toControl: OpaquePointer
+    /// Uplink frames that the device gave to the control core's queue, handed back.
+    var fromControl: OpaquePointer
     /// Single-producer ring of next hops this worker found unresolved.
     var misses: OpaquePointer
     /// Bumped by the control core whenever a next hop gains a MAC: time to flush.
@@ -34,8 +38,9 @@ struct WorkerSetup: @unchecked Sendable {
 }
 
 /// A worker lcore's run-to-completion loop: receive a burst on each access port,
-/// find each frame's tunnel and next hop, encapsulate, transmit on the uplink; hand ARP
-/// arriving on the uplink to the control core.
+/// find each frame's tunnel and next hop, encapsulate, transmit on the uplink; receive a
+/// burst on the uplink, decapsulate what is ours and deliver it to the segment's access
+/// ports; hand ARP to the control core.
 ///
 /// A packet whose next hop has no MAC waits in the worker's pending buffer, encapsulated
 /// but for the outer destination MAC, and leaves in order once the control core has
@@ -49,6 +54,8 @@ struct Worker {
     private let nextHops: NextHopTable
     private let rx: UnsafeMutablePointer<OpaquePointer?>
     private var toUplink: TxBuffer
+    /// One TX buffer per access port, in the order of `setup.accessPorts`.
+    private let toAccess: UnsafeMutablePointer<TxBuffer>
     private var pending: PendingBuffer
     /// The control core's resolution count when the pending buffer was last drained.
     private var drainedAt: UInt64 = 0
@@ -67,6 +74,10 @@ struct Worker {
         nextHops = setup.nextHops
         rx = .allocate(capacity: setup.burst)
         toUplink = TxBuffer(port: setup.uplink, queue: setup.queue, capacity: setup.burst)
+        toAccess = .allocate(capacity: max(setup.accessPorts.count, 1))
+        for (i, port) in setup.accessPorts.enumerated() {
+            (toAccess + i).initialize(to: TxBuffer(port: PortID(rawValue: port), queue: setup.queue, capacity: setup.burst))
+        }
         pending = setup.pending
     }
 
@@ -81,8 +92,9 @@ struct Worker {
             for port in setup.accessPorts {
                 moved &+= receiveFromAccess(port: port, view: view)
             }
-            moved &+= receiveFromUplink()
+            moved &+= receiveFromUplink(view: view)
             toUplink.flush(counters: counters)
+            for i in setup.accessPorts.indices { toAccess[i].flush(counters: counters) }
             if moved > 0 {
                 counters.add(.busyCycles, Int(truncatingIfNeeded: rte_rdtsc() &- start))
                 counters.add(.busyPackets, moved)
@@ -97,6 +109,8 @@ struct Worker {
         counters.set(.pendingNow, 0)
         pending.deallocate()
         toUplink.deallocate()
+        for i in setup.accessPorts.indices { toAccess[i].deallocate() }
+        toAccess.deallocate()
         rx.deallocate()
     }
 
@@ -229,29 +243,73 @@ struct Worker {
         return before &- pending.count
     }
 
-    // MARK: uplink
+    // MARK: uplink -> access ports
 
-    /// ARP goes to the control core; the rest is not for us until decapsulation exists.
+    /// Tunnel packets for us are decapsulated, ARP goes to the control core, the rest is
+    /// not ours. Frames the device gave the control core's queue come back here too.
     @inline(__always)
-    private mutating func receiveFromUplink() -> Int {
-        let n = Int(rte_eth_rx_burst(setup.uplink.rawValue, setup.queue, rx, UInt16(setup.burst)))
-        guard n > 0 else { return 0 }
-        counters.add(.rx, n)
+    private mutating func receiveFromUplink(view: UnsafePointer<ForwardingView>) -> Int {
+        var n = Int(rte_eth_rx_burst(setup.uplink.rawValue, setup.queue, rx, UInt16(setup.burst)))
+        if n > 0 { counters.add(.rx, n) }
+        if n < setup.burst {
+            let raw = UnsafeMutableRawPointer(rx + n).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+            n &+= Int(rte_ring_sc_dequeue_burst(setup.fromControl, raw, UInt32(setup.burst &- n), nil))
+        }
         for i in 0..<n {
             let m = rx[i].unsafelyUnwrapped
-            guard tf_mbuf_data_len(m) >= UInt16(HeaderSize.ethernet) else {
+            let frame = tf_mbuf_data(m).unsafelyUnwrapped
+            let length = Int(tf_mbuf_data_len(m))
+            guard length >= HeaderSize.ethernet else {
                 drop(m, .malformed)
                 continue
             }
-            if EthernetFrame.etherType(of: tf_mbuf_data(m).unsafelyUnwrapped) == .arp {
+            if EthernetFrame.etherType(of: frame) == .arp {
                 if rte_ring_sp_enqueue(setup.toControl, UnsafeMutableRawPointer(m)) != 0 {
                     drop(m, .controlRingFull)
                 }
-            } else {
-                drop(m, .notForUs)
+                continue
+            }
+            switch Decapsulation.classify(frame, length: length, local: setup.localAddress, ports: view.pointee.decapsulationPorts) {
+            case .inner(_, let vni, let innerOffset, let innerLength):
+                deliver(m, vni: vni, innerOffset: innerOffset, innerLength: innerLength, view: view)
+            case .notForUs: drop(m, .notForUs)
+            case .malformed: drop(m, .malformed)
+            case .badChecksum: drop(m, .badChecksum)
+            case .fragment: drop(m, .fragment)
             }
         }
         return n
+    }
+
+    /// Strips the outer headers and sends the inner frame to every access port of its
+    /// segment (tagged with the port's VLAN, if it has one).
+    private mutating func deliver(_ m: OpaquePointer, vni: VNI, innerOffset: Int, innerLength: Int, view: UnsafePointer<ForwardingView>) {
+        guard let segment = view.pointee.segment(vni: vni) else { return drop(m, .unknownVNI) }
+        let targets = view.pointee.deliveries(segment: segment)
+        guard let last = targets.last else { return drop(m, .unknownVNI) }
+        _ = rte_pktmbuf_adj(m, UInt16(truncatingIfNeeded: innerOffset))
+        // Ethernet padding after a short outer packet is not part of the inner frame.
+        let padding = Int(tf_mbuf_pkt_len(m)) &- innerLength
+        if padding > 0 { _ = rte_pktmbuf_trim(m, UInt16(truncatingIfNeeded: padding)) }
+        counters.add(.decapsulated)
+        for target in targets.dropLast() {
+            guard let copy = rte_pktmbuf_copy(m, setup.pool.pointer, 0, UInt32.max) else {
+                counters.drop(.noMbuf)
+                continue
+            }
+            counters.add(.floodCopies)
+            send(copy, to: target)
+        }
+        send(m, to: last)
+    }
+
+    @inline(__always)
+    private mutating func send(_ m: OpaquePointer, to target: AccessDelivery) {
+        if target.vlan != 0 {
+            guard let start = rte_pktmbuf_prepend(m, UInt16(HeaderSize.vlanTag)) else { return drop(m, .noHeadroom) }
+            EthernetFrame.insertVLANTag(target.vlan, at: start)
+        }
+        toAccess[Int(target.accessIndex)].append(m, counters: counters)
     }
 
     @inline(__always)
