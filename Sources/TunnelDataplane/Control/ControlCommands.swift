@@ -1,0 +1,128 @@
+import TunnelCore
+
+/// The control core's answers to tunnelctl: runtime changes of the overlay, each applied
+/// to the model, published to the workers as a new snapshot and reported in one line, and
+/// the neighbor and pending reports, which telemetry also publishes.
+extension ControlCore {
+    mutating func handle(_ request: ControlRequest) -> ControlReply {
+        let now = Clock.milliseconds
+        switch request {
+        case .tunnelAdd(let spec):
+            let tunnel: Tunnel
+            switch spec.tunnel() {
+            case .success(let t): tunnel = t
+            case .failure(let error): return .failure(error.description)
+            }
+            do {
+                let attached = try overlay.addTunnel(tunnel, nowMs: now)
+                publishForwarding()
+                let hop = overlay.nextHop(of: tunnel)!
+                if case .added(let id) = attached { apply(resolver.attach(hop, id: id, nowMs: now)) }
+                publishTelemetry(nowMs: now)
+                let state = resolver.tunnelNeighbors[hop].map { $0.published == nil ? "resolving" : "resolved" } ?? "?"
+                return ControlReply(ok: true, message: "tunnel \(tunnel.name) added: \(tunnel.type.rawValue) to \(tunnel.remote) vni \(tunnel.vni), next hop \(hop) (\(state))")
+            } catch {
+                return .failure(error.description)
+            }
+        case .tunnelDelete(let name):
+            do {
+                let deleted = try overlay.deleteTunnel(named: name, nowMs: now)
+                publishForwarding()
+                if let gone = deleted.removedNextHop { apply(resolver.detach(gone.address, nowMs: now)) }
+                publishTelemetry(nowMs: now)
+                return ControlReply(ok: true, message: "tunnel \(name) deleted with \(deleted.forwardingEntriesRemoved) forwarding entr\(deleted.forwardingEntriesRemoved == 1 ? "y" : "ies") and \(deleted.floodListsLeft) flood-list membership(s)"
+                    + (deleted.removedNextHop.map { "; next hop \($0.address) no longer tracked" } ?? ""))
+            } catch {
+                return .failure(error.description)
+            }
+        case .forwardingAdd(let segment, let macText, let name):
+            guard let vni = VNI(segment) else { return .failure("segment: \(segment) is over the 24-bit maximum \(VNI.max)") }
+            guard let mac = MACAddress(macText) else { return .failure("mac: '\(macText)' is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)") }
+            do {
+                try overlay.addForwarding(segment: vni, mac: mac, tunnel: name)
+                publishForwarding()
+                return ControlReply(ok: true, message: "segment \(vni): \(mac) -> tunnel \(name)")
+            } catch {
+                return .failure(error.description)
+            }
+        case .forwardingDelete(let segment, let macText):
+            guard let vni = VNI(segment) else { return .failure("segment: \(segment) is over the 24-bit maximum \(VNI.max)") }
+            guard let mac = MACAddress(macText) else { return .failure("mac: '\(macText)' is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)") }
+            do {
+                try overlay.deleteForwarding(segment: vni, mac: mac)
+                publishForwarding()
+                return ControlReply(ok: true, message: "segment \(vni): \(mac) removed")
+            } catch {
+                return .failure(error.description)
+            }
+        case .neighborShow(let all):
+            return ControlReply(ok: true, message: "\(overlay.neighbors.count) tunnel neighbor(s)",
+                                neighbors: neighborRows(nowMs: now), underlay: all ? underlayRows(nowMs: now) : nil)
+        case .neighborFlush:
+            let tracked = resolver.tunnelNeighbors.values.filter { $0.phase != .permanent }.count
+            apply(resolver.flush(nowMs: now))
+            publishTelemetry(nowMs: now)
+            return ControlReply(ok: true, message: "neighbor table flushed; resolving \(tracked) tunnel neighbor(s) again")
+        case .pending:
+            return ControlReply(ok: true, message: "", pending: pendingReport())
+        }
+    }
+
+    /// Publishes a snapshot of the current overlay to the workers.
+    private func publishForwarding() {
+        publisher.publish(ForwardingSnapshot(overlay.plan()))
+    }
+
+    // MARK: reports
+
+    private func neighborRows(nowMs: UInt64) -> [TunnelNeighborRow] {
+        overlay.neighbors.entries.values.sorted { $0.address < $1.address }.map { entry in
+            let underlay = resolver.underlay[entry.address]
+            return TunnelNeighborRow(
+                address: entry.address.description,
+                state: underlay?.state.rawValue ?? "incomplete",
+                mac: nextHops.resolvedMAC(entry.id)?.description,
+                ageMs: underlay.map { nowMs &- $0.updatedMs },
+                tunnels: entry.tunnels.sorted(), id: entry.id.rawValue)
+        }
+    }
+
+    private func underlayRows(nowMs: UInt64) -> [UnderlayNeighborRow] {
+        resolver.underlay.entries.sorted { $0.key < $1.key }.map { address, entry in
+            UnderlayNeighborRow(address: address.description, state: entry.state.rawValue,
+                                mac: entry.mac?.description, ageMs: nowMs &- entry.updatedMs)
+        }
+    }
+
+    private func pendingReport() -> PendingReport {
+        var perCore: [String: Int] = [:]
+        var byNextHop: [String: Int] = [:]
+        for worker in workers {
+            perCore[String(worker.lcore)] = 0
+        }
+        for entry in overlay.neighbors.entries.values {
+            for worker in workers {
+                let n = worker.pending.waitingCount(entry.id)
+                guard n > 0 else { continue }
+                perCore[String(worker.lcore), default: 0] += n
+                byNextHop[entry.address.description, default: 0] += n
+            }
+        }
+        return PendingReport(
+            lifetimeMs: pendingSettings.lifetimeMs, perCoreLimit: pendingSettings.perCore,
+            perNeighborLimit: pendingSettings.perNeighbor, total: perCore.values.reduce(0, +),
+            perCore: perCore, byNextHop: byNextHop)
+    }
+
+    func publishTelemetry(nowMs: UInt64) {
+        telemetry.publish(
+            tunnels: overlay.tunnels.map { tunnel in
+                let hop = overlay.nextHop(of: tunnel)!
+                let id = overlay.neighbors[hop]!.id
+                return TelemetrySource.TunnelStatus(tunnel: tunnel, nextHop: hop, nextHopMAC: nextHops.resolvedMAC(id))
+            },
+            neighbors: neighborRows(nowMs: nowMs),
+            underlay: underlayRows(nowMs: nowMs),
+            pending: pendingReport())
+    }
+}
