@@ -8,6 +8,15 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case neighborShow(all: Bool)
     case neighborFlush
     case pending
+
+    /// The segment and inner MAC of a forwarding command, or a one-line reason.
+    public static func forwardingKey(segment: UInt32, mac: String) -> Result<(VNI, MACAddress), ControlError> {
+        guard let vni = VNI(segment) else { return .failure(ControlError("segment: \(segment) is over the 24-bit maximum \(VNI.max)")) }
+        guard let address = MACAddress(mac) else {
+            return .failure(ControlError("mac: '\(mac)' is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)"))
+        }
+        return .success((vni, address))
+    }
 }
 
 /// A tunnel as a command gives it: unvalidated text and numbers, checked by the

@@ -36,8 +36,11 @@ extension ControlCore {
                 return .failure(error.description)
             }
         case .forwardingAdd(let segment, let macText, let name):
-            guard let vni = VNI(segment) else { return .failure("segment: \(segment) is over the 24-bit maximum \(VNI.max)") }
-            guard let mac = MACAddress(macText) else { return .failure("mac: '\(macText)' is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)") }
+            let vni: VNI, mac: MACAddress
+            switch ControlRequest.forwardingKey(segment: segment, mac: macText) {
+            case .success(let key): (vni, mac) = key
+            case .failure(let error): return .failure(error.description)
+            }
             do {
                 try overlay.addForwarding(segment: vni, mac: mac, tunnel: name)
                 publishForwarding()
@@ -46,8 +49,11 @@ extension ControlCore {
                 return .failure(error.description)
             }
         case .forwardingDelete(let segment, let macText):
-            guard let vni = VNI(segment) else { return .failure("segment: \(segment) is over the 24-bit maximum \(VNI.max)") }
-            guard let mac = MACAddress(macText) else { return .failure("mac: '\(macText)' is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)") }
+            let vni: VNI, mac: MACAddress
+            switch ControlRequest.forwardingKey(segment: segment, mac: macText) {
+            case .success(let key): (vni, mac) = key
+            case .failure(let error): return .failure(error.description)
+            }
             do {
                 try overlay.deleteForwarding(segment: vni, mac: mac)
                 publishForwarding()
