@@ -324,6 +324,20 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(c.tunnels.count, 3)
     }
 
+    func testAUDPPortCarriesOneFormat() {
+        assertError(base + "tunnels: [ { name: g, type: geneve, remote: 192.168.50.2, vni: 1, dst_port: 4789 } ]\n",
+                    path: "tunnels[0].dst_port", values: ["4789", "registered vxlan port"])
+        assertError(base + """
+            tunnels:
+              - { name: a, type: vxlan, remote: 192.168.50.2, vni: 1, dst_port: 8472 }
+              - { name: b, type: geneve, remote: 192.168.50.3, vni: 1, dst_port: 8472 }
+            """, path: "tunnels[1].dst_port", values: ["8472", "'a'"])
+        let ports = (0..<7).map { "  - { name: t\($0), type: vxlan, remote: 192.168.50.2, vni: 1, dst_port: \(10000 + $0) }" }
+        assertError(base + "tunnels:\n" + ports.joined(separator: "\n") + "\n",
+                    path: "tunnels[6].dst_port", values: ["at most 6"])
+        XCTAssertNoThrow(try Configuration(yaml: base + "tunnels:\n" + ports.prefix(6).joined(separator: "\n") + "\n"))
+    }
+
     func testDstPortAndFlowIDDependOnType() {
         assertError(base + "tunnels: [ { name: t1, type: nvgre, remote: 192.168.50.2, vni: 1, dst_port: 4789 } ]\n",
                     path: "tunnels[0].dst_port", values: ["4789", "nvgre"])

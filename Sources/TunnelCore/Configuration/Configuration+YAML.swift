@@ -273,6 +273,9 @@ private struct Validator {
             let tunnel = Tunnel(
                 name: name, type: type, remote: remote, vni: vni, destinationPort: dstPort,
                 ttl: UInt8(ttl), dontFragment: df, flowID: UInt8(flowID))
+            if let problem = TunnelRules.portProblem(tunnel, among: result) {
+                throw E(path: m.path(problem.field), message: problem.message)
+            }
             let key = TunnelKey(type: type, remote: remote, vni: vni, port: tunnel.destinationPort)
             if let j = keys[key] {
                 throw E(path: p, message: TunnelRules.duplicateMessage(tunnel, of: result[j].name) + " (\(YAMLReader.item(path, j)))")

@@ -60,6 +60,9 @@ public struct Overlay: Sendable {
         if let problem = TunnelRules.problem(with: tunnel, uplink: uplink) {
             throw .invalidTunnel(tunnel.name, problem.description)
         }
+        if let problem = TunnelRules.portProblem(tunnel, among: tunnels) {
+            throw .invalidTunnel(tunnel.name, problem.description)
+        }
         if let twin = tunnels.first(where: { TunnelRules.sameEndpoint($0, tunnel) }) {
             throw .invalidTunnel(tunnel.name, TunnelRules.duplicateMessage(tunnel, of: twin.name))
         }
@@ -122,13 +125,16 @@ public struct Overlay: Sendable {
                 AccessDelivery(accessIndex: UInt16($0), vlan: access[$0].config.vlan ?? 0)
             }
         }
-        for tunnel in tunnels {
-            if let port = tunnel.destinationPort { plan.decapsulationPorts.add(port, tunnel.type) }
-        }
         // The registered ports are always served, so a peer can reach us before we have a
-        // tunnel back to it.
+        // tunnel back to it. TunnelRules.portProblem keeps the rest distinct and few enough.
         plan.decapsulationPorts.add(EncapsulationType.vxlan.defaultDestinationPort!, .vxlan)
         plan.decapsulationPorts.add(EncapsulationType.geneve.defaultDestinationPort!, .geneve)
+        for tunnel in tunnels {
+            if let port = tunnel.destinationPort {
+                let added = plan.decapsulationPorts.add(port, tunnel.type)
+                precondition(added, "TunnelRules.portProblem bounds the ports in use")
+            }
+        }
         for port in access {
             plan.access[port.portID] = AccessBinding(segment: segmentIndex[port.config.segment]!, vlan: port.config.vlan ?? 0)
         }

@@ -63,6 +63,28 @@ public enum TunnelRules {
         return nil
     }
 
+    /// Distinct UDP ports beyond the two registered ones that tunnels may use: each port
+    /// the uplink accepts tunnel packets on is one entry of `DecapsulationPorts`.
+    public static let maxCustomPorts = DecapsulationPorts.capacity - 2
+
+    /// Why `tunnel`'s UDP port cannot serve beside `others`: a port carries one format only
+    /// (the receiver knows the format by the port), and there are only so many.
+    public static func portProblem(_ tunnel: Tunnel, among others: [Tunnel]) -> Problem? {
+        guard let port = tunnel.destinationPort else { return nil }
+        for type in [EncapsulationType.vxlan, .geneve] where type != tunnel.type && type.defaultDestinationPort == port {
+            return Problem(field: "dst_port", message: "dst_port \(port) is the registered \(type.rawValue) port, so it cannot carry \(tunnel.type.rawValue)")
+        }
+        if let other = others.first(where: { $0.destinationPort == port && $0.type != tunnel.type }) {
+            return Problem(field: "dst_port", message: "dst_port \(port) already carries \(other.type.rawValue) for tunnel '\(other.name)'")
+        }
+        let registered = Set([EncapsulationType.vxlan, .geneve].compactMap(\.defaultDestinationPort))
+        let custom = Set((others + [tunnel]).compactMap(\.destinationPort)).subtracting(registered)
+        if custom.count > maxCustomPorts {
+            return Problem(field: "dst_port", message: "at most \(maxCustomPorts) UDP ports besides 4789 and 6081 can be in use, this would be \(custom.count)")
+        }
+        return nil
+    }
+
     /// Two tunnels that would put the same outer header on the wire.
     public static func sameEndpoint(_ a: Tunnel, _ b: Tunnel) -> Bool {
         a.type == b.type && a.remote == b.remote && a.vni == b.vni && a.destinationPort == b.destinationPort

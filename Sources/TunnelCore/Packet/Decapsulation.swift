@@ -24,6 +24,7 @@ public struct DecapsulationPorts: Sendable {
     /// Adds a port (first one wins for a port given twice); false when full.
     @discardableResult
     public mutating func add(_ port: UInt16, _ type: EncapsulationType) -> Bool {
+        precondition(type != .nvgre, "NVGRE is GRE, not UDP")
         if self.type(of: port) != nil { return true }
         guard count < Self.capacity else { return false }
         withUnsafeMutableBytes(of: &ports) { $0.storeBytes(of: port, toByteOffset: count * 2, as: UInt16.self) }
