@@ -12,6 +12,24 @@ struct TunnelCtl: ParsableCommand {
             /var/run/dpdk/PREFIX/dpdk_telemetry.v2, changes through /var/run/dpdk/PREFIX/tunnelfwd.sock.
             """,
         subcommands: [Stats.self, Ports.self, TunnelCommand.self, ForwardingCommand.self, NeighborCommand.self, Pending.self])
+
+    /// `--file-prefix P` and `--json` belong to every subcommand; given before the
+    /// subcommand (`tunnelctl --file-prefix P tunnel add ...`) they are moved after it.
+    static func main() {
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        var hoisted: [String] = []
+        while let first = arguments.first, first.hasPrefix("-") {
+            if first == "--file-prefix", arguments.count >= 2 {
+                hoisted += arguments.prefix(2)
+                arguments.removeFirst(2)
+            } else if first.hasPrefix("--file-prefix=") || first == "--json" {
+                hoisted.append(arguments.removeFirst())
+            } else {
+                break
+            }
+        }
+        main(arguments + hoisted)
+    }
 }
 
 /// Runs a control request and prints its reply; a refused one is one line on stderr and

@@ -15,7 +15,8 @@ public enum EAL {
         }
         guard rc >= 0 else {
             let err = tf_errno()
-            throw DataplaneError("EAL initialisation failed (\(String(cString: rte_strerror(err)))): " + advice(for: err, arguments: arguments))
+            let reason = err == 0 ? "" : " (\(String(cString: rte_strerror(err))))"
+            throw DataplaneError("EAL initialisation failed\(reason): " + advice(for: err, arguments: arguments))
         }
     }
 
@@ -34,8 +35,33 @@ public enum EAL {
         case ENOTSUP:
             return "the EAL does not support this configuration on this machine"
         default:
-            return "see DPDK's messages above; with no hugepages mounted add --no-huge or run 'sudo Hugepages/setup.sh'"
+            if let owner = configLockOwner(filePrefix: filePrefix(in: arguments)) {
+                return "another DPDK process (pid \(owner)) runs with --file-prefix \(filePrefix(in: arguments)): give this one its own --file-prefix"
+            }
+            return "see DPDK's messages above"
         }
+    }
+
+    /// The `--file-prefix` EAL was given (DPDK's default is `rte`).
+    private static func filePrefix(in arguments: [String]) -> String {
+        for (i, argument) in arguments.enumerated() {
+            if argument == "--file-prefix", i + 1 < arguments.count { return arguments[i + 1] }
+            if argument.hasPrefix("--file-prefix=") { return String(argument.dropFirst("--file-prefix=".count)) }
+        }
+        return "rte"
+    }
+
+    /// The pid holding the lock on a prefix's EAL config file: the primary process that
+    /// owns the prefix (DPDK refuses a second one without saying why).
+    private static func configLockOwner(filePrefix: String) -> pid_t? {
+        let fd = open("/var/run/dpdk/\(filePrefix)/config", O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var lock = flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        guard fcntl(fd, F_GETLK, &lock) == 0, lock.l_type != Int16(F_UNLCK) else { return nil }
+        return lock.l_pid
     }
 
     public static var mainLcore: UInt32 { rte_get_main_lcore() }

@@ -1,0 +1,624 @@
+"""Building blocks of the tunnelfwd system tests: network namespaces, the forwarder
+process, its telemetry socket, packet captures and raw frames.
+
+Topology of one test (every name is private to the test's namespaces):
+
+    <tag>-vm0 ns                <tag>-dp ns (tunnelfwd runs here)                 <tag>-rm ns
+    eth0 10.42.0.1/24 ==veth== a0 <-tc mirred-> tfa0 (net_tap1, access)
+                                                tfu0 (net_tap0, uplink) <-tc mirred-> u0 ==veth== eth0 192.168.50.2/24
+                                                                                      vx0 (vxlan 42) 10.42.0.2/24
+
+The forwarder runs in a namespace of its own so that the kernel side of its tap ports
+is quiet: IPv6 is disabled there (no router solicitations or MLD reports reach the
+access ports) and the taps have no addresses. tc mirred joins each tap to a veth as a
+plain wire; a Linux bridge would swallow frames addressed to the tap's own MAC.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import itertools
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(os.environ.get("TUNNELFWD_BIN_DIR", str(REPO / ".build" / "release")))
+TUNNELFWD = BIN_DIR / "tunnelfwd"
+TUNNELCTL = BIN_DIR / "tunnelctl"
+RUNTIME_ROOT = Path("/var/run/dpdk")
+HUGEPAGE_DIR = Path("/dev/hugepages")
+DPDK_TELEMETRY_PY = Path("/usr/bin/dpdk-telemetry.py")
+
+# Addresses of the test topology (they exist only inside the test's namespaces).
+UPLINK_IP = "192.168.50.1"
+REMOTE_IP = "192.168.50.2"
+REMOTE2_IP = "192.168.50.3"
+REMOTE_MAC = "02:00:00:00:00:aa"     # the remote namespace's underlay interface
+REMOTE2_MAC = "02:00:00:00:00:bb"    # a second remote endpoint (static neighbor only)
+VM_IP = "10.42.0.1"
+VX_IP = "10.42.0.2"
+VX_MAC = "02:00:00:00:42:02"         # the remote's kernel vxlan device
+VNI = 42
+# Inner destination of synthetic test frames: inside the overlay subnet but nobody's, so
+# the remote's kernel (which decapsulates VNI 42) drops them without answering, and no
+# reply traffic disturbs the counters.
+SILENT_IP = "10.42.0.99"
+
+_counter = itertools.count()
+
+
+def vm_mac(index: int) -> str:
+    return f"02:00:00:00:{0x42 + index:02x}:01"
+
+
+def unique_tag() -> str:
+    """A name unique to this test run and test: 'tfs<pid>x<n>'."""
+    return f"tfs{os.getpid()}x{next(_counter)}"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+class CommandError(AssertionError):
+    pass
+
+
+def run(cmd, *, ns: str | None = None, check: bool = True, timeout: float = 30, input: str | None = None):
+    """Runs a command (a list), optionally inside a network namespace; returns the
+    CompletedProcess with text stdout/stderr."""
+    argv = [str(c) for c in cmd]
+    if ns is not None:
+        argv = ["ip", "netns", "exec", ns] + argv
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, input=input,
+                       stdin=None if input is not None else subprocess.DEVNULL)
+    if check and p.returncode != 0:
+        raise CommandError(f"command failed (exit {p.returncode}): {' '.join(argv)}\n"
+                           f"stdout: {p.stdout.strip()}\nstderr: {p.stderr.strip()}")
+    return p
+
+
+def wait_until(predicate, *, timeout: float, what: str, interval: float = 0.05):
+    """Polls `predicate` until it returns a truthy value (returned) or `timeout` seconds
+    pass (AssertionError naming `what` and the last value seen)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last value: {last!r})")
+        time.sleep(interval)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWNET = 0x40000000
+
+
+@contextmanager
+def in_netns(name: str):
+    """Runs the body (in this thread) inside network namespace `name`: sockets created
+    there stay in that namespace afterwards."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if _libc.setns(target, _CLONE_NEWNET) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, f"setns({name}): {os.strerror(e)}")
+        try:
+            yield
+        finally:
+            if _libc.setns(own, _CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, f"setns back: {os.strerror(e)}")
+    finally:
+        os.close(own)
+        os.close(target)
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def mac_text(b: bytes) -> str:
+    return ":".join(f"{x:02x}" for x in b)
+
+
+def ipv4_checksum(header: bytes) -> int:
+    """The Internet checksum of `header` (0 when a header with its checksum is valid)."""
+    if len(header) % 2:
+        header += b"\0"
+    s = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+# --------------------------------------------------------------------------- telemetry
+
+class Telemetry:
+    """A client of DPDK's telemetry socket, speaking the same protocol as
+    dpdk-telemetry.py: SOCK_SEQPACKET, a JSON greeting, then one JSON reply per command."""
+
+    def __init__(self, prefix: str):
+        self.path = RUNTIME_ROOT / prefix / "dpdk_telemetry.v2"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.sock.settimeout(5)
+        self.sock.connect(str(self.path))
+        self.greeting = json.loads(self.sock.recv(1 << 16).decode())
+        self.max_output = int(self.greeting.get("max_output_len", 16384))
+
+    def query(self, command: str):
+        """The value of the reply to `command` (None for an unknown command)."""
+        self.sock.send(command.encode())
+        raw = self.sock.recv(max(self.max_output, 1 << 16))
+        if not raw:
+            raise ConnectionError(f"{self.path}: closed by the forwarder")
+        reply = json.loads(raw.decode())
+        return reply[command.split(",")[0]]
+
+    def close(self):
+        self.sock.close()
+
+
+def flatten_delta(after: dict, before: dict) -> dict:
+    """Counter differences of two /tunnelfwd/stats replies (totals and dropped.*)."""
+    d = {}
+    for k, v in after.items():
+        if isinstance(v, (int, float)) and isinstance(before.get(k), (int, float)):
+            d[k] = v - before[k]
+    for k, v in after.get("dropped", {}).items():
+        d["dropped." + k] = v - before.get("dropped", {}).get(k, 0)
+    return d
+
+
+# -------------------------------------------------------------------------- namespaces
+
+def _sysctl_quiet(ns: str):
+    for scope in ("all", "default"):
+        run(["sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=1"], ns=ns)
+    run(["ip", "link", "set", "lo", "up"], ns=ns)
+
+
+class Topology:
+    """Namespaces and veths around one forwarder: `access` VM namespaces (one per access
+    port, vm0 with 10.42.0.1/24), the remote namespace with the underlay address
+    192.168.50.2/24 and a kernel VXLAN device (VNI 42, port 4789) holding 10.42.0.2/24,
+    and the forwarder's own namespace holding the veth ends that get wired to the taps."""
+
+    def __init__(self, tag: str, access: int = 1, vm_mtu: int | None = None):
+        self.tag = tag
+        self.dp = f"{tag}-dp"
+        self.rm = f"{tag}-rm"
+        self.vms = [f"{tag}-vm{i}" for i in range(access)]
+        self.access_count = access
+        self.vm_mtu = vm_mtu
+        self.namespaces: list[str] = []
+
+    # Port names inside the forwarder's namespace.
+    uplink_vdev = "net_tap0"
+    uplink_tap = "tfu0"
+    uplink_veth = "u0"
+
+    def access_vdev(self, i: int) -> str:
+        return f"net_tap{i + 1}"
+
+    def access_tap(self, i: int) -> str:
+        return f"tfa{i}"
+
+    def access_veth(self, i: int) -> str:
+        return f"a{i}"
+
+    def vdev_args(self) -> list[str]:
+        args = ["--vdev", f"{self.uplink_vdev},iface={self.uplink_tap}"]
+        for i in range(self.access_count):
+            args += ["--vdev", f"{self.access_vdev(i)},iface={self.access_tap(i)}"]
+        return args
+
+    def wires(self) -> list[tuple[str, str]]:
+        pairs = [(self.uplink_tap, self.uplink_veth)]
+        pairs += [(self.access_tap(i), self.access_veth(i)) for i in range(self.access_count)]
+        return pairs
+
+    def build(self):
+        for ns in [self.dp, self.rm] + self.vms:
+            run(["ip", "netns", "add", ns])
+            self.namespaces.append(ns)
+            _sysctl_quiet(ns)
+        # Access side: one VM namespace per access port.
+        for i, vm in enumerate(self.vms):
+            run(["ip", "link", "add", self.access_veth(i), "netns", self.dp, "type", "veth",
+                 "peer", "name", "eth0", "netns", vm])
+            if self.vm_mtu:
+                run(["ip", "-n", vm, "link", "set", "eth0", "mtu", self.vm_mtu])
+                run(["ip", "-n", self.dp, "link", "set", self.access_veth(i), "mtu", self.vm_mtu])
+            run(["ip", "-n", vm, "link", "set", "eth0", "address", vm_mac(i), "up"])
+            run(["ip", "-n", self.dp, "link", "set", self.access_veth(i), "up"])
+        vm0 = self.vms[0]
+        run(["ip", "-n", vm0, "addr", "add", f"{VM_IP}/24", "dev", "eth0"])
+        # Static, so that no test depends on ARP across the tunnel for the overlay peer.
+        run(["ip", "-n", vm0, "neigh", "add", VX_IP, "lladdr", VX_MAC, "dev", "eth0", "nud", "permanent"])
+
+        # Uplink side: the remote endpoint with a real VXLAN device.
+        run(["ip", "link", "add", self.uplink_veth, "netns", self.dp, "type", "veth",
+             "peer", "name", "eth0", "netns", self.rm])
+        run(["ip", "-n", self.rm, "link", "set", "eth0", "address", REMOTE_MAC, "up"])
+        run(["ip", "-n", self.rm, "addr", "add", f"{REMOTE_IP}/24", "dev", "eth0"])
+        run(["ip", "-n", self.rm, "link", "add", "vx0", "type", "vxlan", "id", VNI, "dstport", 4789,
+             "local", REMOTE_IP, "remote", UPLINK_IP, "dev", "eth0", "nolearning"])
+        run(["ip", "-n", self.rm, "link", "set", "vx0", "address", VX_MAC, "up"])
+        run(["ip", "-n", self.rm, "addr", "add", f"{VX_IP}/24", "dev", "vx0"])
+        run(["ip", "-n", self.dp, "link", "set", self.uplink_veth, "up"])
+        return self
+
+    def wire_taps(self, only: list[str] | None = None):
+        """Joins each tap (created by the forwarder; or the taps in `only`) to its veth,
+        both ways."""
+        for tap, veth in self.wires():
+            if only is not None and tap not in only:
+                continue
+            for a, b in ((tap, veth), (veth, tap)):
+                run(["tc", "qdisc", "replace", "dev", a, "clsact"], ns=self.dp)
+                run(["tc", "filter", "replace", "dev", a, "ingress", "pref", "1", "protocol", "all",
+                     "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", b],
+                    ns=self.dp)
+
+    def link_mac(self, ns: str, iface: str) -> str:
+        out = run(["ip", "-j", "link", "show", iface], ns=ns).stdout
+        return json.loads(out)[0]["address"]
+
+    def destroy(self):
+        errors = []
+        for ns in reversed(self.namespaces):
+            p = run(["ip", "netns", "del", ns], check=False)
+            if p.returncode != 0 and "No such file" not in p.stderr:
+                errors.append(p.stderr.strip())
+        self.namespaces.clear()
+        return errors
+
+    # Sockets inside the namespaces.
+
+    def raw_socket(self, ns: str, iface: str = "eth0") -> socket.socket:
+        with in_netns(ns):
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+            s.bind((iface, 0))
+        return s
+
+    def udp_socket(self, ns: str, bind: tuple[str, int] | None = None) -> socket.socket:
+        with in_netns(ns):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if bind:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+                s.bind(bind)
+        return s
+
+    def send_frames(self, frames, ns: str | None = None, iface: str = "eth0", gap: float = 0.0005):
+        """Sends raw Ethernet frames (bytes) out of `iface` in namespace `ns` (vm0)."""
+        s = self.raw_socket(ns or self.vms[0], iface)
+        try:
+            for f in frames:
+                s.send(bytes(f))
+                if gap:
+                    time.sleep(gap)
+        finally:
+            s.close()
+
+
+# --------------------------------------------------------------------------- forwarder
+
+STOPPED_RE = re.compile(r"^tunnelfwd: stopped: workers joined, ports closed, (\d+) mbuf\(s\) not returned to the pool$")
+
+
+def dpdk_leftovers(prefix: str) -> list[str]:
+    found = []
+    if (RUNTIME_ROOT / prefix).exists():
+        found.append(str(RUNTIME_ROOT / prefix))
+    if HUGEPAGE_DIR.is_dir():
+        found += [str(p) for p in HUGEPAGE_DIR.glob(f"{prefix}map_*")]
+    return found
+
+
+def remove_dpdk_leftovers(prefix: str):
+    """DPDK keeps the runtime folder and the first hugepage file of a prefix after a
+    clean exit (a later run with the same prefix reuses them): tests use a new prefix
+    each time, so they remove them, or the reserved hugepages would run out."""
+    shutil.rmtree(RUNTIME_ROOT / prefix, ignore_errors=True)
+    if HUGEPAGE_DIR.is_dir():
+        for p in HUGEPAGE_DIR.glob(f"{prefix}map_*"):
+            p.unlink(missing_ok=True)
+
+
+def to_yaml(value, indent: int = 0) -> str:
+    """Block-style YAML of dicts, lists and scalars (strings double-quoted)."""
+    pad = "  " * indent
+
+    def scalar(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return str(v)
+        return json.dumps(str(v))
+
+    if isinstance(value, dict):
+        lines = []
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                lines.append(f"{pad}{k}:")
+                lines.append(to_yaml(v, indent + 1))
+            elif isinstance(v, (dict, list)):
+                lines.append(f"{pad}{k}: {'{}' if isinstance(v, dict) else '[]'}")
+            else:
+                lines.append(f"{pad}{k}: {scalar(v)}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            if isinstance(item, dict) and item:
+                body = to_yaml(item, indent + 1).split("\n")
+                lines.append(f"{pad}- {body[0].lstrip()}")
+                lines += body[1:]
+            else:
+                lines.append(f"{pad}- {scalar(item)}")
+        return "\n".join(lines)
+    return pad + scalar(value)
+
+
+class Forwarder:
+    """One tunnelfwd process in the topology's forwarder namespace."""
+
+    def __init__(self, topology: Topology, config: dict | str, workdir: Path, *,
+                 prefix: str | None = None, lcores: str = "0-1", extra_eal=()):
+        self.topology = topology
+        self.prefix = prefix or topology.tag
+        self.workdir = workdir
+        self.config_path = workdir / f"{self.prefix}.yaml"
+        text = config if isinstance(config, str) else to_yaml(config) + "\n"
+        self.config_path.write_text(text)
+        self.stdout_path = workdir / f"{self.prefix}.stdout"
+        self.stderr_path = workdir / f"{self.prefix}.stderr"
+        self.argv = [str(TUNNELFWD), "-l", lcores, "--no-pci", "--file-prefix", self.prefix,
+                     *topology.vdev_args(), *extra_eal, "--", "--config", str(self.config_path)]
+        self.proc: subprocess.Popen | None = None
+        self.returncode: int | None = None
+        self._telemetry: Telemetry | None = None
+
+    def start(self, timeout: float = 30, wire: bool = True):
+        remove_dpdk_leftovers(self.prefix)
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(["ip", "netns", "exec", self.topology.dp] + self.argv,
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        # /tunnelfwd/ports is registered once every port has started.
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"tunnelfwd exited with {self.proc.returncode} while starting\n{self.logs()}")
+            try:
+                return isinstance(self.telemetry().query("/tunnelfwd/ports"), dict)
+            except (OSError, ValueError):
+                self._drop_telemetry()
+                return False
+        wait_until(ready, timeout=timeout, what=f"tunnelfwd {self.prefix} to start", interval=0.1)
+        if wire:
+            self.topology.wire_taps()
+        return self
+
+    # Telemetry.
+
+    def telemetry(self) -> Telemetry:
+        if self._telemetry is None:
+            self._telemetry = Telemetry(self.prefix)
+        return self._telemetry
+
+    def _drop_telemetry(self):
+        if self._telemetry is not None:
+            self._telemetry.close()
+            self._telemetry = None
+
+    def query(self, command: str):
+        return self.telemetry().query(command)
+
+    def stats(self) -> dict:
+        return self.query("/tunnelfwd/stats")
+
+    def ports(self) -> dict:
+        return self.query("/tunnelfwd/ports")
+
+    def uplink_mac(self) -> str:
+        for p in self.ports().values():
+            if p["role"] == "uplink":
+                return p["mac"]
+        raise AssertionError("no uplink in /tunnelfwd/ports")
+
+    def wait_stats(self, before: dict, condition, *, timeout: float = 10, what: str) -> dict:
+        """Polls /tunnelfwd/stats until condition(delta) holds; returns the delta."""
+        box = {}
+
+        def check():
+            box["delta"] = flatten_delta(self.stats(), before)
+            return condition(box["delta"])
+        try:
+            wait_until(check, timeout=timeout, what=what, interval=0.05)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\ncounter changes: {nonzero(box.get('delta', {}))}") from None
+        return box["delta"]
+
+    def settle(self, before: dict, quiet: float = 0.3, timeout: float = 10) -> dict:
+        """Waits until the counters stop moving for `quiet` seconds; returns the delta."""
+        last = None
+        stable_since = time.monotonic()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            delta = flatten_delta(self.stats(), before)
+            key = {k: v for k, v in delta.items() if not k.startswith(("busy_", "cycles", "mbufs"))}
+            if key != last:
+                last = key
+                stable_since = time.monotonic()
+            elif time.monotonic() - stable_since >= quiet:
+                return delta
+            time.sleep(0.05)
+        return flatten_delta(self.stats(), before)
+
+    # Stopping.
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 20) -> int:
+        self._drop_telemetry()
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"tunnelfwd did not stop within {timeout}s of {sig.name}\n{self.logs()}")
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def assert_clean_stop(self, sig=signal.SIGTERM):
+        rc = self.stop(sig)
+        assert rc == 0, f"tunnelfwd exited with {rc} after {sig.name}\n{self.logs()}"
+        lines = [l for l in self.stdout().splitlines() if l.strip()]
+        assert lines, f"no output\n{self.logs()}"
+        m = STOPPED_RE.match(lines[-1])
+        assert m, f"last line is not the 'stopped' line: {lines[-1]!r}\n{self.logs()}"
+        assert m.group(1) == "0", f"{m.group(1)} mbuf(s) not returned to the pool\n{self.logs()}"
+
+    def kill(self):
+        self._drop_telemetry()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace") if self.stdout_path.exists() else ""
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def logs(self) -> str:
+        return (f"--- tunnelfwd {' '.join(self.argv)}\n--- config:\n{self.config_path.read_text()}"
+                f"--- stdout:\n{self.stdout()}--- stderr:\n{self.stderr()}")
+
+
+def nonzero(delta: dict) -> dict:
+    return {k: v for k, v in delta.items() if v and not k.startswith(("busy_", "cycles", "mbufs"))}
+
+
+def drops(delta: dict, *, expected=("not_for_us",)) -> dict:
+    """Drop counters that moved, except `expected` reasons. By default 'not_for_us' is
+    expected: the remote's kernel answers Geneve and NVGRE packets (it has no such
+    devices) with ICMP unreachables, which are not tunnel traffic for tunnelfwd."""
+    return {k: v for k, v in delta.items()
+            if k.startswith("dropped.") and k != "dropped.total" and v and k[len("dropped."):] not in expected}
+
+
+# ---------------------------------------------------------------------------- captures
+
+class Capture:
+    """tcpdump writing a pcap in a namespace; packets are read back with scapy."""
+
+    def __init__(self, ns: str, iface: str, path: Path, bpf: str = ""):
+        self.ns, self.iface, self.path, self.bpf = ns, iface, path, bpf
+        self.proc: subprocess.Popen | None = None
+        self.stderr_text = ""
+
+    def start(self, timeout: float = 10):
+        argv = ["ip", "netns", "exec", self.ns, "tcpdump", "-i", self.iface, "-n", "-U",
+                "--immediate-mode", "-s", "0", "-Z", "root", "-w", str(self.path)]
+        if self.bpf:
+            argv += self.bpf.split()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        buf = b""
+        while b"listening on" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.proc.poll() is not None:
+                self.stop()
+                raise AssertionError(f"tcpdump did not start in {self.ns}: {buf.decode(errors='replace')}")
+            r, _, _ = select.select([self.proc.stderr], [], [], remaining)
+            if r:
+                chunk = os.read(self.proc.stderr.fileno(), 4096)
+                if not chunk:
+                    continue
+                buf += chunk
+        self.stderr_text = buf.decode(errors="replace")
+        return self
+
+    def packets(self):
+        from scapy.utils import PcapReader
+        pkts = []
+        try:
+            with PcapReader(str(self.path)) as r:
+                for p in r:
+                    pkts.append(p)
+        except (EOFError, OSError, struct.error):
+            pass  # a packet still being written: it is read next time
+        except Exception as e:  # scapy raises Scapy_Exception on a truncated header
+            if "No data could be read" not in str(e) and "truncated" not in str(e).lower():
+                raise
+        return pkts
+
+    def wait_for(self, count: int, timeout: float = 10, match=None):
+        def enough():
+            pkts = [p for p in self.packets() if match is None or match(p)]
+            return pkts if len(pkts) >= count else None
+        try:
+            return wait_until(enough, timeout=timeout, what=f"{count} captured packet(s)", interval=0.1)
+        except AssertionError:
+            got = [p for p in self.packets() if match is None or match(p)]
+            raise AssertionError(f"captured {len(got)} matching packet(s), expected {count}: "
+                                 f"{[p.summary() for p in got[:10]]}") from None
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None and self.proc.stderr:
+            try:
+                self.stderr_text += self.proc.stderr.read().decode(errors="replace")
+            except (OSError, ValueError):
+                pass
+            self.proc.stderr.close()
+
+
+# ------------------------------------------------------------------------------ frames
+
+def udp_frame(dst_mac: str, src_mac: str, src_ip: str, dst_ip: str, sport: int, dport: int,
+              payload: bytes = b"", vlan: int | None = None, size: int | None = None) -> bytes:
+    """An Ethernet/IPv4/UDP frame built with scapy; `size` pads the payload so that the
+    frame (without FCS) is exactly `size` bytes."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Dot1Q, Ether
+    l2 = Ether(dst=dst_mac, src=src_mac)
+    if vlan is not None:
+        l2 = l2 / Dot1Q(vlan=vlan)
+    pkt = l2 / IP(src=src_ip, dst=dst_ip, ttl=64) / UDP(sport=sport, dport=dport) / payload
+    raw = bytes(pkt)
+    if size is not None:
+        assert size >= len(raw), f"frame of {size} bytes cannot hold {len(raw)}"
+        pkt = l2 / IP(src=src_ip, dst=dst_ip, ttl=64) / UDP(sport=sport, dport=dport) / (
+            payload + b"\xa5" * (size - len(raw)))
+        raw = bytes(pkt)
+        assert len(raw) == size
+    return raw
+
+
+def arp_request(src_mac: str, src_ip: str, target_ip: str) -> bytes:
+    from scapy.layers.l2 import ARP, Ether
+    return bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=src_mac) /
+                 ARP(op=1, hwsrc=src_mac, psrc=src_ip, pdst=target_ip))
