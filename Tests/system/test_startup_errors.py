@@ -85,9 +85,6 @@ def test_second_instance_with_the_same_file_prefix_is_refused(make_topology, sta
     fwd.wait_stats(before, lambda d: d["encapsulated"] == 5, what="the first forwarder to keep forwarding")
 
 
-@pytest.mark.xfail(strict=True, reason="EAL's config-lock failure leaves rte_errno 0: tunnelfwd prints "
-                   "'EAL initialisation failed (Success): ... with no hugepages mounted add --no-huge ...' "
-                   "instead of naming the --file-prefix already in use")
 def test_same_file_prefix_error_names_the_cause(make_topology, start_forwarder, config_for, tmp_path):
     _, p = _second_instance(make_topology, start_forwarder, config_for, tmp_path)
     last = p.stderr.strip().splitlines()[-1]

@@ -92,8 +92,6 @@ def test_tunnelctl_stats_and_ports(make_topology, start_forwarder, config_for):
     assert "cannot connect" in p.stderr and fwd.prefix + "-none" in p.stderr, p.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="tunnelctl takes --file-prefix only after the subcommand "
-                   "('tunnelctl --file-prefix P stats' exits 64: Unknown option '--file-prefix')")
 def test_tunnelctl_accepts_file_prefix_before_the_subcommand(make_topology, start_forwarder, config_for):
     topo = make_topology()
     fwd = start_forwarder(topo, config_for(topo))
