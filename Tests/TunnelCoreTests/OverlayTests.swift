@@ -186,6 +186,17 @@ final class OverlayTests: XCTestCase {
         XCTAssertEqual(o.neighbors.count, 1)
     }
 
+    func testFullTunnelTableIsAnError() throws {
+        var config = Configuration(uplink: uplink())
+        config.dataplane.maxTunnels = 2
+        var o = try overlay(config)
+        _ = try o.addTunnel(vxlan("t1", "192.168.50.10", 100), nowMs: 0)
+        _ = try o.addTunnel(vxlan("t2", "192.168.50.11", 100), nowMs: 0)
+        assertError(.tunnelTableFull(2)) { _ = try o.addTunnel(vxlan("t3", "192.168.50.12", 100), nowMs: 0) }
+        _ = try o.deleteTunnel(named: "t1", nowMs: 0)
+        XCTAssertNoThrow(try o.addTunnel(vxlan("t3", "192.168.50.12", 100), nowMs: 0))
+    }
+
     // MARK: next-hop slots
 
     func testAllocatorQuarantinesReleasedSlots() {

@@ -21,6 +21,7 @@ public struct Overlay: Sendable {
 
     public let uplink: Uplink
     public let localMAC: MACAddress
+    public let maxTunnels: Int
     public let access: [BoundAccessPort]
     /// Tunnels in the order they were created.
     public private(set) var tunnels: [Tunnel] = []
@@ -34,6 +35,7 @@ public struct Overlay: Sendable {
         precondition(accessPortIDs.count == configuration.access.count)
         uplink = configuration.uplink
         self.localMAC = localMAC
+        maxTunnels = configuration.dataplane.maxTunnels
         access = zip(accessPortIDs, configuration.access).map { BoundAccessPort(portID: $0, config: $1) }
         neighbors = TunnelNeighborTable(allocator: NextHopAllocator(
             capacity: configuration.dataplane.maxNextHops,
@@ -57,6 +59,7 @@ public struct Overlay: Sendable {
     /// neighbor to resolve at once.
     public mutating func addTunnel(_ tunnel: Tunnel, nowMs: UInt64) throws(OverlayError) -> TunnelNeighborTable.AttachResult {
         if self.tunnel(named: tunnel.name) != nil { throw .duplicateTunnel(tunnel.name) }
+        guard tunnels.count < maxTunnels else { throw .tunnelTableFull(maxTunnels) }
         if let problem = TunnelRules.problem(with: tunnel, uplink: uplink) {
             throw .invalidTunnel(tunnel.name, problem.description)
         }
@@ -150,6 +153,7 @@ public enum OverlayError: Error, Equatable, CustomStringConvertible {
     case unknownTunnel(String)
     case invalidTunnel(String, String)
     case nextHopTableFull(IPv4Address)
+    case tunnelTableFull(Int)
     case segmentMismatch(tunnel: String, vni: VNI, segment: VNI)
     case invalidMAC(MACAddress)
     case duplicateForwarding(segment: VNI, mac: MACAddress, tunnel: String)
@@ -161,6 +165,7 @@ public enum OverlayError: Error, Equatable, CustomStringConvertible {
         case .unknownTunnel(let n): "no tunnel named '\(n)'"
         case .invalidTunnel(let n, let why): "tunnel '\(n)': \(why)"
         case .nextHopTableFull(let a): "next hop \(a): the next-hop table is full (dataplane.max_next_hops)"
+        case .tunnelTableFull(let n): "there are \(n) tunnels already, the most dataplane.max_tunnels allows"
         case .segmentMismatch(let n, let vni, let s): "tunnel '\(n)' carries vni \(vni), not segment \(s)"
         case .invalidMAC(let m): "\(m) is not a unicast MAC address"
         case .duplicateForwarding(let s, let m, let t): "segment \(s) already forwards \(m) to tunnel '\(t)'"
