@@ -6,7 +6,9 @@ let usage = """
     usage: tunnelfwd <EAL arguments> -- --config FILE
 
     A DPDK tunnel endpoint: encapsulates frames from access ports in VXLAN, Geneve or
-    NVGRE toward remote tunnel endpoints over the uplink port.
+    NVGRE toward remote tunnel endpoints over the uplink port, and decapsulates what
+    they send back. Next hops are resolved by ARP ahead of traffic; a packet whose next
+    hop has no MAC yet waits (pending.lifetime_ms) instead of being dropped.
 
     EAL arguments are DPDK's own (see 'dpdk-testpmd --help' or DPDK's EAL guide), e.g.
       -l 0-1                 lcores: the first is the control core, the others are workers
@@ -22,7 +24,10 @@ let usage = """
 
     The telemetry socket is /var/run/dpdk/PREFIX/dpdk_telemetry.v2: use 'tunnelctl' or
     'dpdk-telemetry.py -f PREFIX' (commands /tunnelfwd/stats, /tunnelfwd/tunnels,
-    /tunnelfwd/ports, /ethdev/stats,N). SIGINT or SIGTERM stop it cleanly.
+    /tunnelfwd/neighbors, /tunnelfwd/pending, /tunnelfwd/ports, /ethdev/stats,N).
+    'tunnelctl --file-prefix PREFIX tunnel add|del, forwarding add|del, neighbor
+    show|flush, pending' change and inspect it while it runs (owner-only socket
+    /var/run/dpdk/PREFIX/tunnelfwd.sock). SIGINT or SIGTERM stop it cleanly.
     """
 
 func fail(_ message: String) -> Never {
