@@ -17,7 +17,7 @@ args=()
 for a in "$@"; do
     case "$a" in
         --no-build) build=0 ;;
-        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; echo; exec "$python" "$here/tools/throughput.py" --help ;;
+        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; echo; exec "$python" "$here/tools/throughput.py" --help ;;
         *) args+=("$a") ;;
     esac
 done

@@ -298,9 +298,12 @@ def measure_miss_path(ctx):
 
 def measure_decapsulation(ctx):
     """Decapsulation rate: uplink = net_pcap replaying VXLAN/Geneve/NVGRE packets for the
-    local endpoint (make_pcaps can wrap its inner frames in outer headers with scapy),
-    access port = net_null; Mpps of the access port's opackets and cycles/packet of the
-    worker, against testpmd io on the same pcap. Needs: decapsulation (F3)."""
+    local endpoint 10.0.0.1 (wrap make_pcaps' inner frames in outer headers with scapy),
+    access port = net_null; Mpps of the access port's opackets (or `decapsulated` in
+    /tunnelfwd/stats) and cycles/packet of the worker, against testpmd io on the same
+    pcap. tunnelfwd wants workers+1 RX queues on the uplink and net_pcap makes one RX
+    queue per rx_pcap= argument, so give the uplink the pcap twice
+    (net_pcap1,rx_pcap=F,rx_pcap=F,infinite_rx=1). Needs: decapsulation (F3)."""
     return None
 
 
