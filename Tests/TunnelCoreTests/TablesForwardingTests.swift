@@ -10,7 +10,7 @@ final class TablesForwardingTests: XCTestCase {
     func tunnelEntry(_ i: Int, vni: VNI) -> TunnelEntry {
         let tunnel = Tunnel(name: "t\(i)", type: .vxlan, remote: IPv4Address(rawValue: 0xC0A8_3200 + UInt32(10 + i)), vni: vni)
         let header = OuterHeaderTemplate(tunnel: tunnel, localAddress: localAddress, localMAC: localMAC)
-        return TunnelEntry(header: header, nextHop: NextHopID(rawValue: UInt32(100 + i)), maxInnerLength: 1450, dontFragment: true)
+        return TunnelEntry(header: header, nextHop: NextHopID(rawValue: UInt32(100 + i)))
     }
 
     /// `count` MACs spread over `segments` segments and `tunnelsPerSegment` tunnels each.
@@ -44,7 +44,7 @@ final class TablesForwardingTests: XCTestCase {
         let view = snapshot.view.pointee
         for e in entries {
             XCTAssertEqual(view.tunnel(segment: e.segment, mac: e.mac), e.tunnel, "\(e.mac) in \(e.segment)", line: line)
-            let bucket = view.bucketAddress(segment: e.segment, mac: e.mac)
+            let bucket = view.bucketAddress(key: ForwardingView.key(segment: e.segment, mac: e.mac))
             XCTAssertTrue(bucket >= UnsafeRawPointer(view.buckets), line: line)
             XCTAssertTrue(bucket <= UnsafeRawPointer(view.buckets + Int(view.bucketMask)), line: line)
         }
@@ -105,7 +105,7 @@ final class TablesForwardingTests: XCTestCase {
             let entry = view.entry(TunnelIndex(rawValue: UInt32(i))).pointee
             XCTAssertEqual(entry.nextHop, t.nextHop)
             XCTAssertEqual(entry.header, t.header)
-            XCTAssertEqual(entry.maxInnerLength, 1450)
+            XCTAssertTrue(entry.header.dontFragment)
         }
         for s in 0..<3 {
             XCTAssertEqual(view.segments[s].vni, plan.segments[s])

@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tfsys  # noqa: E402
 from tfsys import (  # noqa: E402
-    REMOTE_IP, REMOTE_MAC, UPLINK_IP, VNI, VX_MAC, Capture, Forwarder, Topology,
+    REMOTE_IP, REMOTE_MAC, UPLINK_IP, VNI, VX_MAC, Capture, Forwarder, MultiRemoteTopology, Topology, UdpFlows,
+    overlay_mac, remote_ip,
 )
 
 MIN_FREE_HUGEPAGES = 64  # one forwarder with the default pool needs about 30 pages of 2 MiB
@@ -99,11 +100,18 @@ def tag():
 
 @pytest.fixture
 def make_topology(tag):
-    """make_topology(access=1, vm_mtu=None) -> a built Topology; torn down after the test."""
+    """make_topology(access=1, vm_mtu=None) -> a built Topology; torn down after the test.
+    make_topology(remotes=N, kernel_iface=None) -> a MultiRemoteTopology with N remote
+    endpoints behind a bridge (and a veth for kernel_sync)."""
     made: list[Topology] = []
 
-    def make(access: int = 1, vm_mtu: int | None = None) -> Topology:
-        t = Topology(f"{tag}" if not made else f"{tag}n{len(made)}", access=access, vm_mtu=vm_mtu)
+    def make(access: int = 1, vm_mtu: int | None = None, remotes: int | None = None,
+             kernel_iface: str | None = None) -> Topology:
+        name = f"{tag}" if not made else f"{tag}n{len(made)}"
+        if remotes is None:
+            t = Topology(name, access=access, vm_mtu=vm_mtu)
+        else:
+            t = MultiRemoteTopology(name, remotes=remotes, access=access, kernel_iface=kernel_iface)
         made.append(t)
         return t.build()
 
@@ -177,3 +185,37 @@ def base_config(topology: Topology, **sections) -> dict:
 @pytest.fixture
 def config_for():
     return base_config
+
+
+def multi_remote_config(topology: Topology, remotes: int = 3, **sections) -> dict:
+    """The configuration for a MultiRemoteTopology: VXLAN tunnel t<i> (VNI 42) to every
+    remote i, each remote's vxlan MAC forwarded to its tunnel, all of them in the flood
+    list, and no static neighbor. Keyword arguments replace whole sections."""
+    defaults = {
+        "tunnels": [{"name": f"t{i}", "type": "vxlan", "remote": remote_ip(i), "vni": VNI} for i in range(remotes)],
+        "forwarding": [{"segment": VNI, "mac": overlay_mac(i), "tunnel": f"t{i}"} for i in range(remotes)],
+        "flood": [{"segment": VNI, "tunnels": [f"t{i}" for i in range(remotes)]}],
+        "neighbors": [],
+    }
+    return base_config(topology, **{**defaults, **sections})
+
+
+@pytest.fixture
+def multi_config_for():
+    return multi_remote_config
+
+
+@pytest.fixture
+def udp_flows():
+    """udp_flows(topology, targets, port=9000) -> UdpFlows (numbered datagrams from vm0 to
+    receivers behind the remotes' vxlan devices); closed after the test."""
+    made: list[UdpFlows] = []
+
+    def make(topology: Topology, targets, port: int = 9000) -> UdpFlows:
+        f = UdpFlows(topology, targets, port=port)
+        made.append(f)
+        return f
+
+    yield make
+    for f in made:
+        f.close()

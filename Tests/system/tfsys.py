@@ -235,6 +235,11 @@ class Topology:
             run(["ip", "netns", "add", ns])
             self.namespaces.append(ns)
             _sysctl_quiet(ns)
+        self._build_access()
+        self._build_remote()
+        return self
+
+    def _build_access(self):
         # Access side: one VM namespace per access port.
         for i, vm in enumerate(self.vms):
             run(["ip", "link", "add", self.access_veth(i), "netns", self.dp, "type", "veth",
@@ -249,6 +254,7 @@ class Topology:
         # Static, so that no test depends on ARP across the tunnel for the overlay peer.
         run(["ip", "-n", vm0, "neigh", "add", VX_IP, "lladdr", VX_MAC, "dev", "eth0", "nud", "permanent"])
 
+    def _build_remote(self):
         # Uplink side: the remote endpoint with a real VXLAN device.
         run(["ip", "link", "add", self.uplink_veth, "netns", self.dp, "type", "veth",
              "peer", "name", "eth0", "netns", self.rm])
@@ -259,7 +265,6 @@ class Topology:
         run(["ip", "-n", self.rm, "link", "set", "vx0", "address", VX_MAC, "up"])
         run(["ip", "-n", self.rm, "addr", "add", f"{VX_IP}/24", "dev", "vx0"])
         run(["ip", "-n", self.dp, "link", "set", self.uplink_veth, "up"])
-        return self
 
     def wire_taps(self, only: list[str] | None = None):
         """Joins each tap (created by the forwarder; or the taps in `only`) to its veth,
@@ -622,3 +627,226 @@ def arp_request(src_mac: str, src_ip: str, target_ip: str) -> bytes:
     from scapy.layers.l2 import ARP, Ether
     return bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=src_mac) /
                  ARP(op=1, hwsrc=src_mac, psrc=src_ip, pdst=target_ip))
+
+
+# ------------------------------------------------------------- several remote endpoints
+
+def remote_ip(i: int) -> str:
+    """The underlay address of remote endpoint i (remote_ip(0) == REMOTE_IP)."""
+    return f"192.168.50.{2 + i}"
+
+
+def remote_mac(i: int) -> str:
+    """The MAC of remote endpoint i's underlay interface (remote_mac(0) == REMOTE_MAC)."""
+    return f"02:00:00:00:00:{0xaa + i:02x}"
+
+
+def overlay_ip(i: int) -> str:
+    """The overlay address of remote i's kernel vxlan device (overlay_ip(0) == VX_IP)."""
+    return f"10.42.0.{2 + i}"
+
+
+def overlay_mac(i: int) -> str:
+    """The MAC of remote i's kernel vxlan device (overlay_mac(0) == VX_MAC)."""
+    return f"02:00:00:00:42:{2 + i:02x}"
+
+
+class MultiRemoteTopology(Topology):
+    """Like Topology, but with `remotes` remote endpoints behind the uplink, each in a
+    namespace of its own (<tag>-r<i>: eth0 with remote_ip(i) and remote_mac(i), a kernel
+    vxlan device vx0 of VNI 42 with overlay_ip(i) and overlay_mac(i)). A Linux bridge in
+    a switch namespace (<tag>-sw) joins the peer of the uplink veth and the remotes' veths;
+    the tap itself is still joined to its veth by tc mirred. vm0 has a permanent neighbor
+    entry for every remote's overlay address.
+
+    With `kernel_iface`, a veth pair <kernel_iface>/<kernel_iface>p is made, up, in the
+    forwarder's namespace, for kernel_sync (this kernel has no dummy module)."""
+
+    def __init__(self, tag: str, remotes: int = 3, access: int = 1, kernel_iface: str | None = None):
+        super().__init__(tag, access=access)
+        self.sw = f"{tag}-sw"
+        self.remotes = [f"{tag}-r{i}" for i in range(remotes)]
+        self.rm = self.remotes[0]
+        self.kernel_iface = kernel_iface
+
+    def build(self):
+        for ns in [self.dp, self.sw] + self.remotes + self.vms:
+            run(["ip", "netns", "add", ns])
+            self.namespaces.append(ns)
+            _sysctl_quiet(ns)
+        self._build_access()
+        for i in range(1, len(self.remotes)):
+            run(["ip", "-n", self.vms[0], "neigh", "replace", overlay_ip(i), "lladdr", overlay_mac(i),
+                 "dev", "eth0", "nud", "permanent"])
+        run(["ip", "-n", self.sw, "link", "add", "br0", "type", "bridge", "stp_state", "0"])
+        run(["ip", "-n", self.sw, "link", "set", "br0", "up"])
+        run(["ip", "link", "add", self.uplink_veth, "netns", self.dp, "type", "veth",
+             "peer", "name", "uplink", "netns", self.sw])
+        run(["ip", "-n", self.sw, "link", "set", "dev", "uplink", "master", "br0", "up"])
+        for i, ns in enumerate(self.remotes):
+            run(["ip", "link", "add", f"p{i}", "netns", self.sw, "type", "veth", "peer", "name", "eth0", "netns", ns])
+            run(["ip", "-n", self.sw, "link", "set", f"p{i}", "master", "br0", "up"])
+            run(["ip", "-n", ns, "link", "set", "eth0", "address", remote_mac(i), "up"])
+            run(["ip", "-n", ns, "addr", "add", f"{remote_ip(i)}/24", "dev", "eth0"])
+            run(["ip", "-n", ns, "link", "add", "vx0", "type", "vxlan", "id", VNI, "dstport", 4789,
+                 "local", remote_ip(i), "remote", UPLINK_IP, "dev", "eth0", "nolearning"])
+            run(["ip", "-n", ns, "link", "set", "vx0", "address", overlay_mac(i), "up"])
+            run(["ip", "-n", ns, "addr", "add", f"{overlay_ip(i)}/24", "dev", "vx0"])
+        run(["ip", "-n", self.dp, "link", "set", self.uplink_veth, "up"])
+        if self.kernel_iface:
+            run(["ip", "-n", self.dp, "link", "add", self.kernel_iface, "type", "veth",
+                 "peer", "name", f"{self.kernel_iface}p"])
+            run(["ip", "-n", self.dp, "link", "set", f"{self.kernel_iface}p", "up"])
+            run(["ip", "-n", self.dp, "link", "set", self.kernel_iface, "up"])
+        return self
+
+    def kernel_neighbors(self) -> dict[str, dict]:
+        """The IPv4 neighbor entries of `kernel_iface` (forwarder's namespace), by address."""
+        out = run(["ip", "-4", "-j", "neigh", "show", "dev", self.kernel_iface], ns=self.dp).stdout
+        return {e["dst"]: e for e in json.loads(out or "[]")}
+
+
+# ---------------------------------------------------------------- ARP replies blocked
+
+def block_arp_replies(ns: str):
+    """Makes namespace `ns` drop the ARP replies it sends (nftables, arp family)."""
+    run(["nft", "add table arp tfblock"], ns=ns)
+    run(["nft", "add chain arp tfblock out { type filter hook output priority 0 ; }"], ns=ns)
+    run(["nft", "add rule arp tfblock out arp operation reply drop"], ns=ns)
+
+
+def unblock_arp_replies(ns: str):
+    run(["nft", "delete table arp tfblock"], ns=ns)
+
+
+# ---------------------------------------------------------------------------- tunnelctl
+
+def tunnelctl(prefix: str, *args, check: bool = True):
+    """Runs `tunnelctl --file-prefix PREFIX ARGS...`; returns the CompletedProcess."""
+    return run([TUNNELCTL, "--file-prefix", prefix, *args], check=check)
+
+
+def tunnelctl_json(prefix: str, *args):
+    return json.loads(tunnelctl(prefix, *args, "--json").stdout)
+
+
+# ------------------------------------------------------------- numbered UDP datagrams
+
+class UdpFlows:
+    """Numbered UDP datagrams ('seq N') from vm0 to a socket behind the kernel vxlan device
+    of each remote in `targets` (indexes for overlay_ip), one flow per target, numbered
+    from 0 per flow. A thread per receiver collects what arrives."""
+
+    def __init__(self, topology: Topology, targets, port: int = 9000, remote_ns=None):
+        self.topology = topology
+        self.port = port
+        self.targets = list(targets)
+        self.sent = {i: 0 for i in self.targets}
+        self.received = {i: [] for i in self.targets}
+        self.sources_ok = True
+        self._stop = threading.Event()
+        self._sending = threading.Event()
+        self._sender_thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.sender = topology.udp_socket(topology.vms[0])
+        self.receivers = {}
+        self._threads = []
+        for i in self.targets:
+            ns = remote_ns(i) if remote_ns else getattr(topology, "remotes", [topology.rm])[i]
+            s = topology.udp_socket(ns, bind=(overlay_ip(i), port))
+            s.settimeout(0.1)
+            self.receivers[i] = s
+            t = threading.Thread(target=self._receive, args=(i, s), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _receive(self, i: int, s: socket.socket):
+        while not self._stop.is_set():
+            try:
+                data, source = s.recvfrom(2048)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if source[0] != VM_IP:
+                self.sources_ok = False
+            self.received[i].append(int(data.split()[1]))
+
+    def send_one(self, i: int):
+        with self._lock:
+            n = self.sent[i]
+            self.sender.sendto(f"seq {n:06d} ".encode() + b"x" * 32, (overlay_ip(i), self.port))
+            self.sent[i] = n + 1
+
+    def send(self, count: int, targets=None, gap: float = 0.0005):
+        """Sends `count` datagrams to each of `targets` (default all), interleaved."""
+        for _ in range(count):
+            for i in (targets if targets is not None else self.targets):
+                self.send_one(i)
+            if gap:
+                time.sleep(gap)
+
+    def start(self, targets=None, gap: float = 0.001):
+        """Sends continuously (one datagram per target every `gap` seconds) until stop_sending()."""
+        assert self._sender_thread is None
+        chosen = list(targets if targets is not None else self.targets)
+        self._sending.set()
+
+        def loop():
+            while self._sending.is_set():
+                for i in chosen:
+                    self.send_one(i)
+                time.sleep(gap)
+        self._sender_thread = threading.Thread(target=loop, daemon=True)
+        self._sender_thread.start()
+
+    def stop_sending(self):
+        self._sending.clear()
+        if self._sender_thread is not None:
+            self._sender_thread.join(5)
+            self._sender_thread = None
+
+    def wait_all(self, timeout: float = 10) -> bool:
+        """Waits until every flow received as many datagrams as were sent (or timeout)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(len(self.received[i]) >= self.sent[i] for i in self.targets):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def wait_quiet(self, quiet: float = 0.5, timeout: float = 10):
+        """Waits until nothing arrives for `quiet` seconds."""
+        deadline = time.monotonic() + timeout
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            now_counts = tuple(len(self.received[i]) for i in self.targets)
+            if now_counts != last:
+                last, since = now_counts, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                return
+            time.sleep(0.05)
+
+    def problems(self) -> list[str]:
+        """Per flow: what is missing, duplicated or out of order (empty when all arrived in order)."""
+        out = []
+        for i in self.targets:
+            got, n = self.received[i], self.sent[i]
+            if got != list(range(n)):
+                missing = sorted(set(range(n)) - set(got))
+                out.append(f"flow to {overlay_ip(i)}: received {len(got)} of {n}, missing {len(missing)} "
+                           f"{missing[:10]}{'...' if len(missing) > 10 else ''}, in order: {got == sorted(got)}, "
+                           f"duplicates: {len(got) - len(set(got))}")
+        if not self.sources_ok:
+            out.append(f"a datagram came from another source than {VM_IP}")
+        return out
+
+    def close(self):
+        self.stop_sending()
+        self._stop.set()
+        for t in self._threads:
+            t.join(2)
+        self.sender.close()
+        for s in self.receivers.values():
+            s.close()
+
