@@ -123,7 +123,7 @@ public enum Forwarder {
         for (index, worker) in controlWorkers.enumerated() {
             let setup = WorkerSetup(
                 lcore: worker.lcore, queue: UInt16(index), reader: index,
-                accessPorts: UnsafeBufferPointer(accessIDs), uplink: uplink,
+                accessPorts: UnsafeBufferPointer(accessIDs), uplink: uplink, uplinkMTU: configuration.uplink.mtu,
                 localAddress: configuration.uplink.address.address,
                 forwarding: publisher.reader, quiescentState: publisher.quiescentState,
                 nextHops: nextHops, counters: counters.block(lcore: worker.lcore),

@@ -28,7 +28,18 @@ struct TunnelCtl: ParsableCommand {
                 break
             }
         }
-        main(arguments + hoisted)
+        do {
+            var command = try parseAsRoot(arguments + hoisted)
+            try command.run()
+        } catch {
+            // Help and --version print as ArgumentParser does; every failure, a mistyped
+            // option included, is one line and exit status 1.
+            let code = exitCode(for: error)
+            guard code != .success else { exit(withError: error) }
+            let message = message(for: error)
+            if !message.isEmpty { FileHandle.standardError.write(Data("tunnelctl: \(message)\n".utf8)) }
+            Foundation.exit(code == .validationFailure ? ExitCode.failure.rawValue : code.rawValue)
+        }
     }
 }
 

@@ -26,7 +26,10 @@ def neighbor_mac(n: int) -> str:
     return "02:99:%02x:%02x:%02x:%02x" % ((n >> 24) & 0xFF, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)
 
 
-def render(kind: str, tunnels: int, macs: int, uplink: str, access: str, extra_mbufs: int) -> str:
+def render(kind: str, tunnels: int, macs: int, uplink: str, access: str, extra_mbufs: int,
+           static_neighbors: bool = True, pending: dict | None = None) -> str:
+    """Without `static_neighbors` every next hop starts cold (resolved by ARP on the
+    uplink); `pending` sets the `pending:` section (e.g. {"per_core": 100000})."""
     if tunnels > 65000:
         raise ValueError("at most 65000 tunnels fit 10.0.0.0/16")
     out = [
@@ -39,8 +42,11 @@ def render(kind: str, tunnels: int, macs: int, uplink: str, access: str, extra_m
     out += ["  - { name: t%d, type: %s, remote: %s, vni: %d }" % (n, kind, remote(n), SEGMENT) for n in range(tunnels)]
     out.append("forwarding:")
     out += ['  - { segment: %d, mac: "%s", tunnel: t%d }' % (SEGMENT, inner_mac(n), n % tunnels) for n in range(macs)]
-    out.append("neighbors:")
-    out += ['  - { address: %s, mac: "%s" }' % (remote(n), neighbor_mac(n)) for n in range(tunnels)]
+    if static_neighbors:
+        out.append("neighbors:")
+        out += ['  - { address: %s, mac: "%s" }' % (remote(n), neighbor_mac(n)) for n in range(tunnels)]
+    if pending:
+        out.append("pending: { %s }" % ", ".join("%s: %d" % kv for kv in sorted(pending.items())))
     # The same table sizes for every row, so that 1 and 10 000 tunnels differ only in use.
     size = max(16384, 1 << (tunnels - 1).bit_length())
     out.append("dataplane: { max_tunnels: %d, max_next_hops: %d, extra_mbufs: %d }" % (size, size, extra_mbufs))
@@ -55,11 +61,13 @@ def main() -> int:
     p.add_argument("--macs", type=int, default=1)
     p.add_argument("--uplink", default="net_null0")
     p.add_argument("--access", default="net_pcap0")
+    p.add_argument("--no-neighbors", action="store_true", help="no static neighbors: every next hop starts cold")
     p.add_argument("--extra-mbufs", type=int, default=8192 + 10000,
                    help="dataplane.extra_mbufs: net_pcap's infinite_rx keeps a copy of every pcap frame in the pool")
     a = p.parse_args()
     with open(a.out, "w") as f:
-        f.write(render(a.type, a.tunnels, a.macs, a.uplink, a.access, a.extra_mbufs))
+        f.write(render(a.type, a.tunnels, a.macs, a.uplink, a.access, a.extra_mbufs,
+                       static_neighbors=not a.no_neighbors))
     return 0
 
 

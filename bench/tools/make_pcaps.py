@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""Writes the pcaps that the throughput benchmark replays on the access port.
+"""Writes the pcaps that the throughput benchmark replays: inner frames for the access
+port (`write`), and the same frames in VXLAN/Geneve/NVGRE for the uplink (`write_tunnel`,
+the decapsulation row).
 
 Every frame is a real inner Ethernet/IPv4/UDP frame built by scapy (valid IPv4 and UDP
 checksums). Frame i goes to destination MAC inner_mac(i % macs) and carries flow
@@ -59,6 +61,48 @@ def write(path: str, size: int, macs: int, frames: int, flows: int = 1024) -> No
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for i in range(frames):
             data = mac_bytes(i % macs) + templates[i % len(templates)][6:]
+            f.write(struct.pack("<IIII", i // 1_000_000, i % 1_000_000, len(data), len(data)))
+            f.write(data)
+
+
+def tunnel_frame(kind: str, inner: bytes, flow: int, local: str, remote: str, vni: int, uplink_mac: str) -> bytes:
+    """`inner` wrapped as the remote endpoint `remote` would send it to `local`: outer
+    Ethernet (to the uplink's MAC), IPv4 (DF, valid checksum), then UDP 4789/VXLAN,
+    UDP 6081/Geneve or GRE/NVGRE (key = VNI << 8); the outer UDP source port varies per
+    flow as a real VTEP's does, the UDP checksum is 0."""
+    from scapy.layers.l2 import GRE
+    sport = 49152 + (flow * 2654435761 & 0xFFFFFFFF) % 16384
+    outer = Ether(dst=uplink_mac, src=REMOTE_MAC) / IP(src=remote, dst=local, ttl=64, flags="DF", id=0)
+    if kind == "vxlan":
+        from scapy.layers.vxlan import VXLAN
+        pkt = outer / UDP(sport=sport, dport=4789, chksum=0) / VXLAN(flags=0x08, vni=vni) / Raw(inner)
+    elif kind == "geneve":
+        from scapy.contrib.geneve import GENEVE
+        pkt = outer / UDP(sport=sport, dport=6081, chksum=0) / GENEVE(proto=0x6558, vni=vni) / Raw(inner)
+    elif kind == "nvgre":
+        pkt = outer / GRE(key_present=1, proto=0x6558, key=vni << 8) / Raw(inner)
+    else:
+        raise ValueError("unknown tunnel type %r" % kind)
+    data = bytes(pkt)
+    if kind != "nvgre":
+        # scapy computes a UDP checksum when chksum is left alone; 0 is what VTEPs send.
+        assert data[40:42] == b"\0\0", "UDP checksum not 0"
+    return data
+
+
+REMOTE_MAC = "02:42:ee:00:00:02"
+
+
+def write_tunnel(path: str, kind: str, size: int, frames: int, local: str, remote: str, vni: int,
+                 uplink_mac: str, flows: int = 1024) -> None:
+    """A pcap of `frames` tunnel packets for the local endpoint: flow i % flows of
+    `size`-byte inner frames (to inner_mac(0)), each wrapped by tunnel_frame."""
+    templates = [tunnel_frame(kind, flow_frame(j, size), j, local, remote, vni, uplink_mac)
+                 for j in range(min(flows, frames))]
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(frames):
+            data = templates[i % len(templates)]
             f.write(struct.pack("<IIII", i // 1_000_000, i % 1_000_000, len(data), len(data)))
             f.write(data)
 

@@ -116,11 +116,7 @@ public struct Overlay: Sendable {
         for tunnel in tunnels {
             tunnelIndex[tunnel.name] = TunnelIndex(rawValue: UInt32(plan.tunnels.count))
             let header = OuterHeaderTemplate(tunnel: tunnel, localAddress: uplink.address.address, localMAC: localMAC)
-            plan.tunnels.append(TunnelEntry(
-                header: header,
-                nextHop: neighbors[nextHop(of: tunnel)!]!.id,
-                maxInnerLength: UInt32(max(0, uplink.mtu - header.mtuOverhead)),
-                dontFragment: tunnel.dontFragment))
+            plan.tunnels.append(TunnelEntry(header: header, nextHop: neighbors[nextHop(of: tunnel)!]!.id))
         }
         plan.flood = plan.segments.map { vni in (flood[vni] ?? []).compactMap { tunnelIndex[$0] } }
         plan.deliveries = plan.segments.map { vni in
@@ -167,7 +163,7 @@ public enum OverlayError: Error, Equatable, CustomStringConvertible {
         case .nextHopTableFull(let a): "next hop \(a): the next-hop table is full (dataplane.max_next_hops)"
         case .tunnelTableFull(let n): "there are \(n) tunnels already, the most dataplane.max_tunnels allows"
         case .segmentMismatch(let n, let vni, let s): "tunnel '\(n)' carries vni \(vni), not segment \(s)"
-        case .invalidMAC(let m): "\(m) is not a unicast MAC address"
+        case .invalidMAC(let m): "mac: \(m) is not a unicast MAC address"
         case .duplicateForwarding(let s, let m, let t): "segment \(s) already forwards \(m) to tunnel '\(t)'"
         case .unknownForwarding(let s, let m): "segment \(s) has no forwarding entry for \(m)"
         }

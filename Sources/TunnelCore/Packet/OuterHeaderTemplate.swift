@@ -17,20 +17,29 @@ public struct OuterHeaderTemplate: Sendable {
     // they are and only the patched ones are byte-swapped. `head` covers bytes 0..<40,
     // `tail` the last 16 bytes (from `length - 16`), so that 7 stores write exactly
     // `length` bytes for either length and nothing after it: the inner frame follows.
+    //
+    // 60 bytes in all, so that a tunnel entry (template and next hop) is one cache line.
     @usableFromInline internal var head: (UInt64, UInt64, UInt64, UInt64, UInt64)
     @usableFromInline internal var tail: (UInt64, UInt64)
-    /// The bits of bytes 32..<40 (big-endian view) that are the UDP source port and
-    /// length; zero for NVGRE, whose GRE header sits there instead.
-    @usableFromInline internal var udpFieldMask: UInt64
     /// The one's-complement sum of the IPv4 header's 16-bit words with total length,
     /// identification and checksum taken as 0, folded, in host order.
     public let partialIPv4Checksum: UInt16
-    @usableFromInline internal var lengthByte: UInt8
+    /// VXLAN and Geneve ride on UDP; NVGRE's GRE header sits where UDP's would.
+    @usableFromInline internal var carriesUDP: Bool
     public let type: EncapsulationType
 
     /// The number of bytes `write` fills: 50 for VXLAN and Geneve, 42 for NVGRE.
     @inlinable
-    public var length: Int { Int(lengthByte) }
+    public var length: Int { carriesUDP ? 50 : 42 }
+
+    /// Whether the outer DF bit is set (then the IPv4 identification stays 0).
+    @inlinable
+    public var dontFragment: Bool { UInt64(bigEndian: head.2) & 0x4000_0000 != 0 }
+
+    /// The bits of bytes 32..<40 (big-endian view) that are the UDP source port and
+    /// length; none for NVGRE.
+    @inlinable
+    var udpFieldMask: UInt64 { carriesUDP ? 0x0000_FFFF_0000_FFFF : 0 }
 
     /// The outer IPv4 total length minus the inner frame length: an inner frame of
     /// `n` bytes fits an underlay MTU `mtu` when `n + mtuOverhead <= mtu`.
@@ -116,10 +125,10 @@ public struct OuterHeaderTemplate: Sendable {
         }
         head = (word(at: 0), word(at: 8), word(at: 16), word(at: 24), word(at: 32))
         tail = (word(at: length - 16), word(at: length - 8))
-        udpFieldMask = type == .nvgre ? 0 : 0x0000_FFFF_0000_FFFF
         partialIPv4Checksum = UInt16(sum)
-        lengthByte = UInt8(length)
+        carriesUDP = type != .nvgre
         self.type = type
+        precondition(self.length == length)
     }
 
     /// Prepares the headers of `tunnel` sent from the uplink's address and MAC.
@@ -174,7 +183,7 @@ public struct OuterHeaderTemplate: Sendable {
 
 extension OuterHeaderTemplate: Equatable {
     public static func == (a: OuterHeaderTemplate, b: OuterHeaderTemplate) -> Bool {
-        a.head == b.head && a.tail == b.tail && a.udpFieldMask == b.udpFieldMask
-            && a.partialIPv4Checksum == b.partialIPv4Checksum && a.lengthByte == b.lengthByte && a.type == b.type
+        a.head == b.head && a.tail == b.tail
+            && a.partialIPv4Checksum == b.partialIPv4Checksum && a.carriesUDP == b.carriesUDP && a.type == b.type
     }
 }

@@ -22,12 +22,16 @@ public final class ForwardingPublisher: @unchecked Sendable {
     /// What workers read the current snapshot through.
     public var reader: ForwardingReader { ForwardingReader(slot: slot) }
 
-    /// Makes `snapshot` the one workers use from their next burst on.
-    public func publish(_ snapshot: ForwardingSnapshot) {
+    /// Makes `snapshot` the one workers use from their next burst on; returns the epoch
+    /// after which no worker uses the previous one (`quiescentState.allReaders(havePassed:)`).
+    @discardableResult
+    public func publish(_ snapshot: ForwardingSnapshot) -> UInt64 {
         AtomicPointer.atomicStore(
             UnsafeRawPointer(snapshot.view), at: slot, ordering: .releasing)
-        retired.append((current, quiescentState.advance()))
+        let epoch = quiescentState.advance()
+        retired.append((current, epoch))
         current = snapshot
+        return epoch
     }
 
     /// Frees the snapshots no worker can still be reading; returns how many are left.

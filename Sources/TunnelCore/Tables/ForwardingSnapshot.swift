@@ -110,10 +110,10 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         for entry in plan.macs {
             let key = ForwardingView.key(segment: entry.segment, mac: entry.mac)
             var i = viewPointer.pointee.bucketIndex(of: key)
-            while buckets[Int(i)].tunnelPlusOne != 0 && buckets[Int(i)].key != key {
-                i = (i &+ 1) & UInt64(bucketCount - 1)
+            while buckets[i].tunnelPlusOne != 0 && buckets[i].key != key {
+                i = (i &+ 1) & (bucketCount - 1)
             }
-            buckets[Int(i)] = ForwardingBucket(key: key, tunnelPlusOne: entry.tunnel.rawValue + 1, padding: 0)
+            buckets[i] = ForwardingBucket(key: key, tunnelPlusOne: entry.tunnel.rawValue + 1, padding: 0)
         }
         view = UnsafePointer(viewPointer)
     }

@@ -1,19 +1,12 @@
 /// One tunnel as the workers see it: a ready outer header and the next hop whose MAC
-/// completes it.
+/// completes it. One cache line (the snapshot aligns its array to 64 bytes).
 public struct TunnelEntry: Sendable {
     public var header: OuterHeaderTemplate
     public var nextHop: NextHopID
-    /// Largest inner frame that still fits the uplink MTU once encapsulated.
-    public var maxInnerLength: UInt32
-    /// With DF set the IPv4 identification stays 0 (RFC 6864 atomic datagrams); without
-    /// it the sender numbers its datagrams so that fragments can be reassembled.
-    public var dontFragment: Bool
 
-    public init(header: OuterHeaderTemplate, nextHop: NextHopID, maxInnerLength: UInt32, dontFragment: Bool) {
+    public init(header: OuterHeaderTemplate, nextHop: NextHopID) {
         self.header = header
         self.nextHop = nextHop
-        self.maxInnerLength = maxInnerLength
-        self.dontFragment = dontFragment
     }
 }
 
@@ -34,7 +27,10 @@ public struct AccessBinding: Sendable, Equatable {
     /// 0 = frames are carried unchanged, tagged or not.
     public var vlan: UInt16
 
-    public static let unbound = AccessBinding(segment: .max, vlan: 0)
+    public static let unbound = AccessBinding(segment: unboundSegment, vlan: 0)
+    /// The segment of a port that is not an access port; a literal, so that comparing
+    /// with it costs no global access per packet.
+    public static var unboundSegment: UInt16 { 0xFFFF }
 
     public init(segment: UInt16, vlan: UInt16) {
         self.segment = segment
@@ -103,16 +99,17 @@ public struct ForwardingView {
     /// The UDP ports on which VXLAN and Geneve packets are accepted.
     public let decapsulationPorts: DecapsulationPorts
 
+    /// The key of an inner MAC in a segment: segment index in bits 63…48, MAC below.
     @inlinable @inline(__always)
-    static func key(segment: UInt16, mac: MACAddress) -> UInt64 {
+    public static func key(segment: UInt16, mac: MACAddress) -> UInt64 {
         UInt64(segment) << 48 | mac.rawValue
     }
 
     @inlinable @inline(__always)
-    func bucketIndex(of key: UInt64) -> UInt64 {
+    func bucketIndex(of key: UInt64) -> Int {
         // Fibonacci hashing: the multiply spreads the MAC's low (vendor-assigned) bits over
         // the top bits, which select the bucket.
-        (key &* 0x9E37_79B9_7F4A_7C15) >> bucketShift
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) &>> bucketShift)
     }
 
     /// The access binding of a DPDK port id.
@@ -124,20 +121,25 @@ public struct ForwardingView {
     /// Where the first cache line of the bucket for `(segment, mac)` lives, so a burst can
     /// prefetch every packet's bucket before looking any of them up.
     @inlinable @inline(__always)
-    public func bucketAddress(segment: UInt16, mac: MACAddress) -> UnsafeRawPointer {
-        UnsafeRawPointer(buckets + Int(bucketIndex(of: Self.key(segment: segment, mac: mac))))
+    public func bucketAddress(key: UInt64) -> UnsafeRawPointer {
+        UnsafeRawPointer(buckets + bucketIndex(of: key))
     }
 
     /// The tunnel that `mac` is reached through in `segment`; `nil` for an unknown MAC.
     @inlinable @inline(__always)
     public func tunnel(segment: UInt16, mac: MACAddress) -> TunnelIndex? {
-        let key = Self.key(segment: segment, mac: mac)
+        tunnel(key: Self.key(segment: segment, mac: mac))
+    }
+
+    /// The tunnel of a forwarding key (`key(segment:mac:)`); `nil` when it has none.
+    @inlinable @inline(__always)
+    public func tunnel(key: UInt64) -> TunnelIndex? {
         var i = bucketIndex(of: key)
         while true {
-            let bucket = buckets[Int(i)]
+            let bucket = buckets[i]
             if bucket.tunnelPlusOne == 0 { return nil }
             if bucket.key == key { return TunnelIndex(rawValue: bucket.tunnelPlusOne &- 1) }
-            i = (i &+ 1) & bucketMask
+            i = (i &+ 1) & Int(truncatingIfNeeded: bucketMask)
         }
     }
 

@@ -1,3 +1,4 @@
+import Glibc
 import TunnelCore
 
 /// The control core's answers to tunnelctl: runtime changes of the overlay, each applied
@@ -75,8 +76,15 @@ extension ControlCore {
     }
 
     /// Publishes a snapshot of the current overlay to the workers.
+    /// Publishes a snapshot of the current overlay and waits until every worker uses it,
+    /// so that a command's reply means "in force" (a worker passes a quiescent point every
+    /// loop; the wait is bounded in case one is descheduled for long).
     private func publishForwarding() {
-        publisher.publish(ForwardingSnapshot(overlay.plan()))
+        let epoch = publisher.publish(ForwardingSnapshot(overlay.plan()))
+        let deadline = Clock.milliseconds + 1000
+        while !publisher.quiescentState.allReaders(havePassed: epoch) && Clock.milliseconds < deadline {
+            usleep(10)
+        }
     }
 
     // MARK: reports

@@ -55,17 +55,28 @@ enum Telemetry {
 
     static func register(_ source: TelemetrySource) {
         Self.source = source
-        rte_telemetry_register_cmd("/tunnelfwd/stats", { _, _, d in Telemetry.stats(TelemetryData(raw: d!)) },
-            "Packet counters: totals, dropped by reason, per_core by lcore id; mbufs_in_use, cycles_per_packet. No parameters")
-        rte_telemetry_register_cmd("/tunnelfwd/tunnels", { _, _, d in Telemetry.tunnels(TelemetryData(raw: d!)) },
-            "Configured tunnels by name with their next hop and its MAC. No parameters")
-        rte_telemetry_register_cmd("/tunnelfwd/ports", { _, _, d in Telemetry.ports(TelemetryData(raw: d!)) },
-            "Ports by DPDK port id with their role (uplink or access), segment and VLAN. No parameters")
-        rte_telemetry_register_cmd("/tunnelfwd/neighbors", { _, params, d in
-            Telemetry.neighbors(TelemetryData(raw: d!), all: params.map { String(cString: $0) } == "all")
-        }, "Tunnel neighbors by address: state, MAC, age, tunnels. Parameter 'all' lists the underlay table instead")
-        rte_telemetry_register_cmd("/tunnelfwd/pending", { _, _, d in Telemetry.pending(TelemetryData(raw: d!)) },
-            "Pending-buffer occupancy: total, per worker lcore, per next hop; limits. No parameters")
+        register("/tunnelfwd/stats", "Packet counters: totals, dropped by reason, per_core by lcore id; mbufs_in_use, cycles_per_packet") {
+            _, _, d in Telemetry.stats(TelemetryData(raw: d!))
+        }
+        register("/tunnelfwd/tunnels", "Tunnels keyed by name ('_' for '.' and '-'): type, remote, VNI, next hop and its MAC") {
+            _, _, d in Telemetry.tunnels(TelemetryData(raw: d!))
+        }
+        register("/tunnelfwd/ports", "Ports by DPDK port id with their role (uplink or access), segment and VLAN") {
+            _, _, d in Telemetry.ports(TelemetryData(raw: d!))
+        }
+        register("/tunnelfwd/neighbors", "Tunnel neighbors keyed by address ('_' for '.'); parameter 'all': the underlay table") {
+            _, params, d in Telemetry.neighbors(TelemetryData(raw: d!), all: params.map { String(cString: $0) } == "all")
+        }
+        register("/tunnelfwd/pending", "Pending-buffer occupancy: total, per worker lcore, per next hop; limits") {
+            _, _, d in Telemetry.pending(TelemetryData(raw: d!))
+        }
+    }
+
+    /// DPDK refuses a help text over RTE_TEL_MAX_STRING_LEN, and then the command does not
+    /// exist: a mistake caught at start-up, not by a user finding `null`.
+    private static func register(_ command: String, _ help: String, _ callback: telemetry_cb) {
+        let rc = rte_telemetry_register_cmd(command, callback, help)
+        precondition(rc == 0, "telemetry command \(command) not registered (\(rc))")
     }
 
     private static func stats(_ d: TelemetryData) -> Int32 {
@@ -124,16 +135,25 @@ enum Telemetry {
         guard let source else { return -1 }
         d.startDictionary()
         // A telemetry dictionary holds at most RTE_TEL_MAX_DICT_ENTRIES entries.
+        var used = Set<String>()
         for status in source.state.tunnels.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
             guard let t = TelemetryData.allocate() else { continue }
             t.startDictionary()
+            t.add("name", status.tunnel.name)
             t.add("type", status.tunnel.type.rawValue)
             t.add("remote", status.tunnel.remote.description)
             t.add("vni", UInt64(status.tunnel.vni.rawValue))
             if let port = status.tunnel.destinationPort { t.add("dst_port", UInt64(port)) }
             t.add("next_hop", status.nextHop.description)
             t.add("next_hop_mac", status.nextHopMAC?.description ?? "unresolved")
-            d.add(status.tunnel.name, container: t)
+            // Names differing only in '.' or '-' would share a key: number the later ones.
+            var key = TelemetryData.key(status.tunnel.name)
+            var suffix = 2
+            while !used.insert(key).inserted {
+                key = TelemetryData.key(status.tunnel.name) + "_\(suffix)"
+                suffix += 1
+            }
+            d.add(key, container: t)
         }
         return 0
     }
@@ -146,21 +166,23 @@ enum Telemetry {
             for row in state.underlay.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
                 guard let n = TelemetryData.allocate() else { continue }
                 n.startDictionary()
+                n.add("address", row.address)
                 n.add("state", row.state)
                 n.add("mac", row.mac ?? "")
                 n.add("age_ms", row.ageMs)
-                d.add(row.address, container: n)
+                d.add(TelemetryData.key(row.address), container: n)
             }
             return 0
         }
         for row in state.neighbors.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
             guard let n = TelemetryData.allocate() else { continue }
             n.startDictionary()
+            n.add("address", row.address)
             n.add("state", row.state)
             n.add("mac", row.mac ?? "")
             if let age = row.ageMs { n.add("age_ms", age) }
             n.add("tunnels", row.tunnels.joined(separator: ","))
-            d.add(row.address, container: n)
+            d.add(TelemetryData.key(row.address), container: n)
         }
         return 0
     }
@@ -181,7 +203,9 @@ enum Telemetry {
         for (name, values) in [("per_core", perCore), ("by_next_hop", report.byNextHop)] {
             guard let c = TelemetryData.allocate() else { continue }
             c.startDictionary()
-            for (key, n) in values.sorted(by: { $0.key < $1.key }).prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) { c.add(key, n) }
+            for (key, n) in values.sorted(by: { $0.key < $1.key }).prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
+                c.add(TelemetryData.key(key), n)
+            }
             d.add(name, container: c)
         }
         return 0

@@ -20,5 +20,14 @@ struct TelemetryData {
     }
 
     func append(_ value: String) { _ = rte_tel_data_add_array_string(raw, value) }
+
+    /// A dictionary key as DPDK accepts it (letters, digits, `_` and `/`): addresses and
+    /// tunnel names have their other characters replaced by `_` (the value carries the
+    /// original).
+    static func key(_ text: String) -> String {
+        String(text.unicodeScalars.map { c in
+            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "_" || c == "/") ? Character(c) : "_"
+        })
+    }
     func append(_ value: UInt64) { _ = rte_tel_data_add_array_u64(raw, value) }
 }

@@ -13,6 +13,8 @@ struct WorkerSetup: @unchecked Sendable {
     var reader: Int
     var accessPorts: UnsafeBufferPointer<UInt16>
     var uplink: PortID
+    /// The underlay's layer-3 MTU: the largest outer IPv4 packet.
+    var uplinkMTU: Int
     /// Our tunnel endpoint address: uplink packets for it are decapsulated.
     var localAddress: IPv4Address
     var forwarding: ForwardingReader
@@ -53,6 +55,9 @@ struct Worker {
     private let counters: CounterBlock
     private let nextHops: NextHopTable
     private let rx: UnsafeMutablePointer<OpaquePointer?>
+    /// Per frame of the burst being processed: its forwarding key, then its route.
+    private let keys: UnsafeMutablePointer<UInt64>
+    private let routes: UnsafeMutablePointer<UInt32>
     private var toUplink: TxBuffer
     /// One TX buffer per access port, in the order of `setup.accessPorts`.
     private let toAccess: UnsafeMutablePointer<TxBuffer>
@@ -64,15 +69,13 @@ struct Worker {
     /// IPv4 identification for tunnels without DF; per worker, so no two cores share it.
     private var identification: UInt16 = 0
 
-    /// How far ahead of the packet being processed its successors' headers are
-    /// prefetched (l3fwd's PREFETCH_OFFSET).
-    private static let prefetchDistance = 3
-
     init(_ setup: WorkerSetup) {
         self.setup = setup
         counters = setup.counters
         nextHops = setup.nextHops
         rx = .allocate(capacity: setup.burst)
+        keys = .allocate(capacity: setup.burst)
+        routes = .allocate(capacity: setup.burst)
         toUplink = TxBuffer(port: setup.uplink, queue: setup.queue, capacity: setup.burst)
         toAccess = .allocate(capacity: max(setup.accessPorts.count, 1))
         for (i, port) in setup.accessPorts.enumerated() {
@@ -111,44 +114,79 @@ struct Worker {
         toUplink.deallocate()
         for i in setup.accessPorts.indices { toAccess[i].deallocate() }
         toAccess.deallocate()
+        keys.deallocate()
+        routes.deallocate()
         rx.deallocate()
     }
 
     // MARK: access ports -> tunnels
 
+    /// The first passes over a burst leave each frame's fate in `routes`: a tunnel index,
+    /// or one of these.
+    private static let flooded = UInt32.max
+    private static let consumed = UInt32.max &- 1
+    private static let lookUp = UInt32.max &- 2
+
+    /// Three passes over the burst, as l3fwd does it, so that memory latency overlaps:
+    /// find each frame's forwarding bucket and prefetch it; look the buckets up and
+    /// prefetch the tunnel entries; encapsulate.
     @inline(__always)
     private mutating func receiveFromAccess(port: UInt16, view: UnsafePointer<ForwardingView>) -> Int {
         let n = Int(rte_eth_rx_burst(port, setup.queue, rx, UInt16(setup.burst)))
         guard n > 0 else { return 0 }
         counters.add(.rx, n)
         let binding = view.pointee.binding(ofPort: port)
-        for i in 0..<min(n, Self.prefetchDistance) { tf_mbuf_prefetch_data(rx[i].unsafelyUnwrapped) }
         for i in 0..<n {
-            if i &+ Self.prefetchDistance < n { tf_mbuf_prefetch_data(rx[i &+ Self.prefetchDistance].unsafelyUnwrapped) }
-            forward(rx[i].unsafelyUnwrapped, binding: binding, view: view)
+            routes[i] = classify(rx[i].unsafelyUnwrapped, binding: binding, key: keys + i, view: view)
+        }
+        for i in 0..<n where routes[i] == Self.lookUp {
+            if let tunnel = view.pointee.tunnel(key: keys[i]) {
+                routes[i] = tunnel.rawValue
+                rte_prefetch0(view.pointee.entry(tunnel))
+            } else {
+                routes[i] = Self.flooded
+            }
+        }
+        for i in 0..<n {
+            let m = rx[i].unsafelyUnwrapped
+            switch routes[i] {
+            case Self.consumed: continue
+            case Self.flooded: flood(m, segment: binding.segment, view: view)
+            case let tunnel: encapsulate(m, into: view.pointee.entry(TunnelIndex(rawValue: tunnel)))
+            }
         }
         return n
     }
 
+    /// Takes the frame's VLAN tag off if the port has one, and returns `lookUp` with the
+    /// frame's forwarding key in `key` (its bucket prefetched), `flooded` for a broadcast
+    /// or multicast destination, or `consumed` when the frame was dropped.
     @inline(__always)
-    private mutating func forward(_ m: OpaquePointer, binding: AccessBinding, view: UnsafePointer<ForwardingView>) {
-        guard binding.segment != AccessBinding.unbound.segment else { return drop(m, .noTunnel) }
+    private func classify(_ m: OpaquePointer, binding: AccessBinding, key: UnsafeMutablePointer<UInt64>,
+                          view: UnsafePointer<ForwardingView>) -> UInt32 {
+        guard binding.segment != AccessBinding.unboundSegment else {
+            drop(m, .noTunnel)
+            return Self.consumed
+        }
         var frame = tf_mbuf_data(m).unsafelyUnwrapped
         let length = Int(tf_mbuf_data_len(m))
-        guard length >= HeaderSize.ethernet else { return drop(m, .malformed) }
+        guard length >= HeaderSize.ethernet else {
+            drop(m, .malformed)
+            return Self.consumed
+        }
         if binding.vlan != 0 {
             guard let tci = EthernetFrame.vlanTag(of: frame, length: length), tci & 0x0FFF == binding.vlan else {
-                return drop(m, .vlanMismatch)
+                drop(m, .vlanMismatch)
+                return Self.consumed
             }
             frame = EthernetFrame.removeVLANTag(from: frame)
             _ = rte_pktmbuf_adj(m, UInt16(HeaderSize.vlanTag))
         }
         let destination = EthernetFrame.destination(of: frame)
-        if !destination.isMulticast, let tunnel = view.pointee.tunnel(segment: binding.segment, mac: destination) {
-            encapsulate(m, into: view.pointee.entry(tunnel))
-        } else {
-            flood(m, segment: binding.segment, view: view)
-        }
+        if destination.isMulticast { return Self.flooded }
+        key.pointee = ForwardingView.key(segment: binding.segment, mac: destination)
+        rte_prefetch0(view.pointee.bucketAddress(key: key.pointee))
+        return Self.lookUp
     }
 
     /// Head-end replication: one copy per tunnel of the segment's flood list, the original
@@ -169,21 +207,22 @@ struct Worker {
 
     @inline(__always)
     private mutating func encapsulate(_ m: OpaquePointer, into tunnel: UnsafeMutablePointer<TunnelEntry>) {
-        let innerLength = tf_mbuf_pkt_len(m)
-        guard innerLength <= tunnel.pointee.maxInnerLength else { return drop(m, .mtu) }
+        let innerLength = Int(tf_mbuf_pkt_len(m))
+        guard innerLength &+ tunnel.pointee.header.mtuOverhead <= setup.uplinkMTU else { return drop(m, .mtu) }
         let nextHop = tunnel.pointee.nextHop
         // Behind packets already waiting for this next hop, a packet waits too, even if the
         // MAC has just arrived: per-flow order is kept.
-        let nextHopMAC = pending.isWaiting(nextHop) ? nil : nextHops.resolvedMAC(nextHop)
+        let nextHopMAC = !pending.isEmpty && pending.isWaiting(nextHop) ? nil : nextHops.resolvedMAC(nextHop)
         let frame = tf_mbuf_data(m).unsafelyUnwrapped
         let hash = InnerFlow.hash(frame: frame, length: Int(tf_mbuf_data_len(m)))
         let headerLength = UInt16(truncatingIfNeeded: tunnel.pointee.header.length)
         guard let header = rte_pktmbuf_prepend(m, headerLength) else { return drop(m, .noHeadroom) }
-        if !tunnel.pointee.dontFragment { identification &+= 1 }
+        let dontFragment = tunnel.pointee.header.dontFragment
+        if !dontFragment { identification &+= 1 }
         tunnel.pointee.header.write(
-            to: header, innerLength: Int(innerLength), nextHopMAC: nextHopMAC ?? MACAddress(rawValue: 0),
+            to: header, innerLength: innerLength, nextHopMAC: nextHopMAC ?? MACAddress(rawValue: 0),
             sourcePort: InnerFlow.udpSourcePort(hash: hash),
-            identification: tunnel.pointee.dontFragment ? 0 : identification)
+            identification: dontFragment ? 0 : identification)
         counters.add(.encapsulated)
         if nextHopMAC != nil {
             toUplink.append(m, counters: counters)
