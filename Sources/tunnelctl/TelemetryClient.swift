@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import TunnelCore
 
 /// A client of DPDK's telemetry socket (`/var/run/dpdk/PREFIX/dpdk_telemetry.v2`), the
 /// same protocol as dpdk-telemetry.py: a SEQPACKET socket that greets with a JSON
@@ -17,19 +18,8 @@ struct TelemetryClient {
         path = Self.socketPath(filePrefix: filePrefix)
         fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
         guard fd >= 0 else { throw ClientError("socket: \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else { throw ClientError("socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        guard let address = UnixSocketAddress(path: path) else { throw ClientError("socket path too long: \(path)") }
+        let rc = address.withSocketAddress { connect(fd, $0, $1) }
         guard rc == 0 else {
             let why = String(cString: strerror(errno))
             Glibc.close(fd)

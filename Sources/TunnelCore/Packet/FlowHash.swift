@@ -39,6 +39,26 @@ public struct InnerFlow: Equatable, Sendable {
     public init(parsing frame: UnsafeRawPointer, length: Int) {
         self.init(destinationMAC: EthernetFrame.destination(of: frame), sourceMAC: EthernetFrame.source(of: frame))
 
+        // The common case first, with fixed offsets and few branches: untagged IPv4
+        // without options (EtherType 0x0800, version 4, IHL 5), long enough for ports.
+        // It finds exactly what the general parse below would.
+        let minimumWithPorts = HeaderSize.ethernet &+ HeaderSize.ipv4 &+ 4
+        if length >= minimumWithPorts,
+           UInt32(bigEndian: frame.loadUnaligned(fromByteOffset: 12, as: UInt32.self)) & 0xFFFF_FF00 == 0x0800_4500 {
+            let addresses = UInt64(bigEndian: frame.loadUnaligned(fromByteOffset: 26, as: UInt64.self))
+            sourceAddress = IPv4Address(rawValue: UInt32(truncatingIfNeeded: addresses >> 32))
+            destinationAddress = IPv4Address(rawValue: UInt32(truncatingIfNeeded: addresses))
+            ipProtocol = IPProtocol(rawValue: frame.load(fromByteOffset: 23, as: UInt8.self))
+            let flagsAndOffset = UInt16(bigEndian: frame.loadUnaligned(fromByteOffset: 20, as: UInt16.self))
+            if (ipProtocol.rawValue == IPProtocol.tcp.rawValue || ipProtocol.rawValue == IPProtocol.udp.rawValue),
+               flagsAndOffset & 0x3FFF == 0 {
+                let ports = UInt32(bigEndian: frame.loadUnaligned(fromByteOffset: 34, as: UInt32.self))
+                sourcePort = UInt16(truncatingIfNeeded: ports >> 16)
+                destinationPort = UInt16(truncatingIfNeeded: ports)
+            }
+            return
+        }
+
         var ip = HeaderSize.ethernet
         var etherType = EthernetFrame.etherType(of: frame)
         if etherType == .vlan, length >= HeaderSize.ethernet &+ HeaderSize.vlanTag {

@@ -68,6 +68,8 @@ struct Worker {
     private var now: UInt64 = 0
     /// IPv4 identification for tunnels without DF; per worker, so no two cores share it.
     private var identification: UInt16 = 0
+    /// Packets encapsulated in this loop iteration, added to the counter once per iteration.
+    private var encapsulated = 0
 
     init(_ setup: WorkerSetup) {
         self.setup = setup
@@ -87,8 +89,16 @@ struct Worker {
     mutating func run() {
         let qsbr = setup.quiescentState
         qsbr.goOnline(reader: setup.reader)
+        // One TSC read per iteration (it costs tens of cycles): an iteration that moved
+        // packets is charged from its start to the next one's.
+        var busySince: UInt64 = 0
+        var movedSince = 0
         while setup.running.isRunning {
             let start = rte_rdtsc()
+            if movedSince > 0 {
+                counters.add(.busyCycles, Int(truncatingIfNeeded: start &- busySince))
+                counters.add(.busyPackets, movedSince)
+            }
             now = start
             var moved = flushPendingIfDue()
             let view = setup.forwarding.load()
@@ -98,10 +108,10 @@ struct Worker {
             moved &+= receiveFromUplink(view: view)
             toUplink.flush(counters: counters)
             for i in setup.accessPorts.indices { toAccess[i].flush(counters: counters) }
-            if moved > 0 {
-                counters.add(.busyCycles, Int(truncatingIfNeeded: rte_rdtsc() &- start))
-                counters.add(.busyPackets, moved)
-            }
+            counters.add(.encapsulated, encapsulated)
+            encapsulated = 0
+            busySince = start
+            movedSince = moved
             qsbr.reportQuiescent(reader: setup.reader)
         }
         qsbr.goOffline(reader: setup.reader)
@@ -127,17 +137,28 @@ struct Worker {
     private static let consumed = UInt32.max &- 1
     private static let lookUp = UInt32.max &- 2
 
-    /// Three passes over the burst, as l3fwd does it, so that memory latency overlaps:
-    /// find each frame's forwarding bucket and prefetch it; look the buckets up and
-    /// prefetch the tunnel entries; encapsulate.
+    /// When the forwarding table is larger than the caches, three passes over the burst,
+    /// as l3fwd does it, so that memory latency overlaps: find each frame's forwarding
+    /// bucket and prefetch it; look the buckets up and prefetch the tunnel entries;
+    /// encapsulate. A table that stays in cache is cheaper to use in one pass.
     @inline(__always)
     private mutating func receiveFromAccess(port: UInt16, view: UnsafePointer<ForwardingView>) -> Int {
         let n = Int(rte_eth_rx_burst(port, setup.queue, rx, UInt16(setup.burst)))
         guard n > 0 else { return 0 }
         counters.add(.rx, n)
         let binding = view.pointee.binding(ofPort: port)
+        if view.pointee.fitsInCache {
+            for i in 0..<n {
+                let m = rx[i].unsafelyUnwrapped
+                var route = classify(m, binding: binding, key: keys)
+                if route == Self.lookUp { route = view.pointee.tunnel(key: keys[0])?.rawValue ?? Self.flooded }
+                dispatch(m, route: route, segment: binding.segment, view: view)
+            }
+            return n
+        }
         for i in 0..<n {
-            routes[i] = classify(rx[i].unsafelyUnwrapped, binding: binding, key: keys + i, view: view)
+            routes[i] = classify(rx[i].unsafelyUnwrapped, binding: binding, key: keys + i)
+            if routes[i] == Self.lookUp { rte_prefetch0(view.pointee.bucketAddress(key: keys[i])) }
         }
         for i in 0..<n where routes[i] == Self.lookUp {
             if let tunnel = view.pointee.tunnel(key: keys[i]) {
@@ -148,22 +169,25 @@ struct Worker {
             }
         }
         for i in 0..<n {
-            let m = rx[i].unsafelyUnwrapped
-            switch routes[i] {
-            case Self.consumed: continue
-            case Self.flooded: flood(m, segment: binding.segment, view: view)
-            case let tunnel: encapsulate(m, into: view.pointee.entry(TunnelIndex(rawValue: tunnel)))
-            }
+            dispatch(rx[i].unsafelyUnwrapped, route: routes[i], segment: binding.segment, view: view)
         }
         return n
     }
 
-    /// Takes the frame's VLAN tag off if the port has one, and returns `lookUp` with the
-    /// frame's forwarding key in `key` (its bucket prefetched), `flooded` for a broadcast
-    /// or multicast destination, or `consumed` when the frame was dropped.
     @inline(__always)
-    private func classify(_ m: OpaquePointer, binding: AccessBinding, key: UnsafeMutablePointer<UInt64>,
-                          view: UnsafePointer<ForwardingView>) -> UInt32 {
+    private mutating func dispatch(_ m: OpaquePointer, route: UInt32, segment: UInt16, view: UnsafePointer<ForwardingView>) {
+        switch route {
+        case Self.consumed: return
+        case Self.flooded: flood(m, segment: segment, view: view)
+        case let tunnel: encapsulate(m, into: view.pointee.entry(TunnelIndex(rawValue: tunnel)))
+        }
+    }
+
+    /// Takes the frame's VLAN tag off if the port has one, and returns `lookUp` with the
+    /// frame's forwarding key in `key`, `flooded` for a broadcast or multicast destination,
+    /// or `consumed` when the frame was dropped.
+    @inline(__always)
+    private func classify(_ m: OpaquePointer, binding: AccessBinding, key: UnsafeMutablePointer<UInt64>) -> UInt32 {
         guard binding.segment != AccessBinding.unboundSegment else {
             drop(m, .noTunnel)
             return Self.consumed
@@ -185,7 +209,6 @@ struct Worker {
         let destination = EthernetFrame.destination(of: frame)
         if destination.isMulticast { return Self.flooded }
         key.pointee = ForwardingView.key(segment: binding.segment, mac: destination)
-        rte_prefetch0(view.pointee.bucketAddress(key: key.pointee))
         return Self.lookUp
     }
 
@@ -223,7 +246,7 @@ struct Worker {
             to: header, innerLength: innerLength, nextHopMAC: nextHopMAC ?? MACAddress(rawValue: 0),
             sourcePort: InnerFlow.udpSourcePort(hash: hash),
             identification: dontFragment ? 0 : identification)
-        counters.add(.encapsulated)
+        encapsulated &+= 1
         if nextHopMAC != nil {
             toUplink.append(m, counters: counters)
         } else {
