@@ -1,8 +1,9 @@
 #!/bin/bash
-# Throughput benchmark of tunnelfwd's encapsulation hit path against dpdk-testpmd on one
-# worker core (see bench/README.md). Builds release first unless --no-build; every other
-# option goes to bench/tools/throughput.py (--runs, --seconds, --warmup, --sizes, --types,
-# --scales, --baselines, --lcores, --memory, --keep; --help lists them).
+# Throughput benchmark of tunnelfwd's encapsulation and decapsulation against dpdk-testpmd
+# on one worker core, and its miss path to 1 000 cold next hops (see bench/README.md).
+# Builds release first unless --no-build; every other option goes to
+# bench/tools/throughput.py (--runs, --seconds, --sizes, --types, --scales, --decap-types,
+# --miss-frames, --keep, ...; --help lists them).
 #
 #   bench/run.sh                 # build, then the full table (about 4 to 5 minutes)
 #   bench/run.sh --no-build --runs 1 --seconds 1     # a quick smoke run
@@ -17,7 +18,7 @@ args=()
 for a in "$@"; do
     case "$a" in
         --no-build) build=0 ;;
-        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; echo; exec "$python" "$here/tools/throughput.py" --help ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; echo; exec "$python" "$here/tools/throughput.py" --help ;;
         *) args+=("$a") ;;
     esac
 done

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Throughput benchmark: tunnelfwd's encapsulation hit path against dpdk-testpmd, one
-worker core, same virtual devices, same pcap source, same run. See bench/README.md.
+"""Throughput benchmark: tunnelfwd's encapsulation hit path and decapsulation against
+dpdk-testpmd, one worker core, same virtual devices, same pcap source, same run; and the
+miss path (buffer, ARP, flush) to 1 000 cold next hops through a tap. See bench/README.md.
 
 Called by bench/run.sh (which builds first); runnable alone:
 
@@ -15,6 +16,7 @@ import re
 import shutil
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -31,6 +33,19 @@ SCALES = (1, 10_000)           # tunnels (= inner MACs = forwarding entries = ne
 PCAP_FRAMES = 10_000           # every pcap has this many frames, so the source costs the same
 UPLINK_DEV = "net_null0"
 ACCESS_DEV = "net_pcap0"
+# Decapsulation rows: the uplink replays tunnel packets, the access port is the sink.
+DECAP_UPLINK_DEV = "net_pcap0"
+DECAP_ACCESS_DEV = "net_null0"
+DECAP_TYPES = ("vxlan",)
+DECAP_SIZE = 64                # inner frame
+LOCAL = "10.0.0.1"             # make_config.UPLINK's address: the local tunnel endpoint
+REMOTE = "10.0.0.2"            # make_config.remote(0)
+# Miss path: a finite pcap to this many cold next hops.
+MISS_TUNNELS = 1000
+MISS_FRAMES = 100_000
+MISS_SIZE = 64
+MISS_TAP = "tfbu0"             # names inside the row's own namespaces
+MISS_VETH = "u0"
 
 
 # ---------------------------------------------------------------------------------------
@@ -39,17 +54,22 @@ ACCESS_DEV = "net_pcap0"
 class Row:
     """One line of the table. `key` identifies it across runs."""
 
-    def __init__(self, key, label, size, tunnels, kind):
+    def __init__(self, key, label, size, tunnels, kind, group=None, tunnels_text=None):
         self.key = key
         self.label = label       # e.g. "tunnelfwd vxlan" or "testpmd io"
         self.size = size
         self.tunnels = tunnels   # None for testpmd
-        self.kind = kind         # "tunnelfwd" or "testpmd"
+        # "tunnelfwd", "testpmd" (encapsulation, access -> uplink), "tunnelfwd-decap",
+        # "testpmd-decap" (uplink -> access) or "miss"
+        self.kind = kind
+        # Rows of one group share a testpmd io baseline (the "vs testpmd io" column).
+        self.group = group or ("encap", size)
+        self.tunnels_text = tunnels_text
         self.samples = []        # dicts: mpps, busy_cpp (self-measured), ...
         self.problems = []
 
 
-def planned_rows(sizes, types, scales, baselines):
+def planned_rows(sizes, types, scales, baselines, decap_types=(), miss_frames=0):
     rows = []
     for size in sizes:
         for mode in baselines:
@@ -57,6 +77,15 @@ def planned_rows(sizes, types, scales, baselines):
         for scale in scales:
             for t in types:
                 rows.append(Row(("tunnelfwd", t, size, scale), "tunnelfwd " + t, size, scale, "tunnelfwd"))
+    for t in decap_types:
+        group = ("decap", t, DECAP_SIZE)
+        rows.append(Row(("testpmd-decap", "io", t, DECAP_SIZE), "testpmd io, %s pcap on the uplink" % t,
+                        DECAP_SIZE, None, "testpmd-decap", group))
+        rows.append(Row(("tunnelfwd-decap", t, DECAP_SIZE), "tunnelfwd %s decapsulation" % t,
+                        DECAP_SIZE, 1, "tunnelfwd-decap", group))
+    if miss_frames:
+        rows.append(Row(("miss", MISS_SIZE, MISS_TUNNELS), "tunnelfwd miss path (buffer, ARP, flush)",
+                        MISS_SIZE, MISS_TUNNELS, "miss", ("miss",), "1 000 cold"))
     return rows
 
 
@@ -68,29 +97,36 @@ class Launch:
     (hugepage files unlinked, runtime directory removed afterwards)."""
 
     counter = 0
+    live = set()     # started and not yet stopped: main() stops them if it is interrupted
 
-    def __init__(self, ctx, argv_tail, pcap, name, stop_by_signal=True):
+    def __init__(self, ctx, argv_tail, pcap, name, stop_by_signal=True, vdevs=None, netns=None, memory=None):
+        """`vdevs` replaces the encapsulation rows' devices (access net_pcap0 replaying
+        `pcap`, uplink net_null0); `netns` runs the process in that network namespace."""
         Launch.counter += 1
         self.stop_by_signal = stop_by_signal
         self.ctx = ctx
         self.prefix = "tfbench%d-%d-%s" % (os.getpid(), Launch.counter, name)
         self.log_path = os.path.join(ctx.workdir, self.prefix + ".log")
+        if vdevs is None:
+            vdevs = ["%s,rx_pcap=%s,infinite_rx=1" % (ACCESS_DEV, pcap), "%s,no-rx=1" % UPLINK_DEV]
         self.eal = [
-            "-l", ctx.args.lcores, "--no-pci", "-m", str(ctx.args.memory), "--huge-unlink",
+            "-l", ctx.args.lcores, "--no-pci", "-m", str(memory or ctx.args.memory), "--huge-unlink",
             "--file-prefix", self.prefix,
-            "--vdev", "%s,rx_pcap=%s,infinite_rx=1" % (ACCESS_DEV, pcap),
-            "--vdev", "%s,no-rx=1" % UPLINK_DEV,
         ]
+        for vdev in vdevs:
+            self.eal += ["--vdev", vdev]
+        self.wrapper = ["ip", "netns", "exec", netns] if netns else []
         self.argv_tail = argv_tail
         self.proc = None
         self.log = None
 
     def start(self, program):
         self.log = open(self.log_path, "w")
-        argv = [program] + self.eal + ["--"] + self.argv_tail
+        argv = self.wrapper + [program] + self.eal + ["--"] + self.argv_tail
         self.log.write("# " + " ".join(argv) + "\n")
         self.log.flush()
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT)
+        Launch.live.add(self)
 
     def telemetry(self):
         deadline = time.monotonic() + 60
@@ -105,10 +141,14 @@ class Launch:
                     raise RuntimeError("no telemetry socket after 60 s (log: %s)" % self.log_path)
 
     def stop(self):
-        """SIGINT (tunnelfwd) / stdin EOF (testpmd); SIGKILL after 20 s. Returns the log."""
+        """SIGTERM (tunnelfwd) / stdin EOF (testpmd); SIGKILL after 20 s. Returns the log."""
+        Launch.live.discard(self)
         if self.proc and self.proc.poll() is None:
             # testpmd without --stats-period quits (printing its statistics) at stdin EOF;
-            # tunnelfwd ignores stdin and stops on SIGINT. SIGINT is the fallback for both.
+            # tunnelfwd ignores stdin and stops on SIGINT or SIGTERM. SIGTERM is the
+            # fallback for both: a shell without job control starts background jobs with
+            # SIGINT ignored, and a process inherits that until it sets its own handler,
+            # so a SIGINT during tunnelfwd's start-up would be lost.
             try:
                 self.proc.stdin.close()
             except OSError:
@@ -116,7 +156,7 @@ class Launch:
             try:
                 self.proc.wait(0 if self.stop_by_signal else 10)
             except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGINT)
+                self.proc.send_signal(signal.SIGTERM)
                 try:
                     self.proc.wait(20)
                 except subprocess.TimeoutExpired:
@@ -234,12 +274,19 @@ def measure_tunnelfwd(ctx, row):
 
 
 def measure_testpmd(ctx, row):
+    """testpmd on the encapsulation rows' devices (net_pcap0 -> net_null0), or on the
+    decapsulation rows' (row.kind "testpmd-decap": tunnel pcap on net_pcap0 -> net_null0)."""
     mode = row.key[1]
-    pcap = ctx.pcap(row.size, 1)
+    if row.kind == "testpmd-decap":
+        pcap = ctx.tunnel_pcap(row.key[2], row.size)
+        vdevs, sink, held = decap_vdevs(pcap), DECAP_ACCESS_DEV, 2 * PCAP_FRAMES
+    else:
+        pcap = ctx.pcap(row.size, 1)
+        vdevs, sink, held = None, UPLINK_DEV, PCAP_FRAMES
     launch = Launch(ctx, [
         "--forward-mode=" + mode, "--record-core-cycles", "--no-mlockall",
-        "--total-num-mbufs=%d" % (32768 + PCAP_FRAMES), "--rxd=1024", "--txd=1024", "--burst=32",
-    ], pcap, "tp", stop_by_signal=False)
+        "--total-num-mbufs=%d" % (32768 + held), "--rxd=1024", "--txd=1024", "--burst=32",
+    ], pcap, "tp", stop_by_signal=False, vdevs=vdevs)
     launch.start(ctx.args.testpmd)
     try:
         t = launch.telemetry()
@@ -247,7 +294,7 @@ def measure_testpmd(ctx, row):
         deadline = time.monotonic() + 30
         while True:
             try:
-                port = port_by_name(t, UPLINK_DEV)
+                port = port_by_name(t, sink)
                 break
             except (LookupError, TypeError):
                 if time.monotonic() > deadline:
@@ -279,39 +326,318 @@ def measure_testpmd(ctx, row):
 
 
 # ---------------------------------------------------------------------------------------
-# Rows that need features not built yet. Fill these in when the features land: return a
-# list of (label, value-text) pairs to print (e.g. [("tunnelfwd miss path", "p50 85 µs,
-# p99 1.9 ms, 0 expired")]), or None while the feature is missing. `ctx`
-# offers ctx.pcap(size, macs), ctx.workdir, ctx.args (runs, seconds, warmup, lcores,
-# tunnelfwd) and Launch(ctx, app_args, pcap, name) + launch.telemetry() as used above.
+# Decapsulation: the uplink replays tunnel packets for the local endpoint, the access
+# port is the sink.
 
-def measure_miss_path(ctx):
-    """Miss path: 1 000 tunnels whose next hops are cold (no static neighbors; they answer
-    ARP), traffic to all of them from the start: every first packet is buffered, ARP goes
-    out, replies flush the buffers. To report: buffered/flushed/expired counts (expect
-    flushed == buffered, expired == 0) and the first-packet delay p50/p99 from
-    /tunnelfwd/stats. Needs: the pending buffer (mechanism 2) and a first-packet delay
-    histogram in telemetry, plus an ARP responder on the uplink (e.g. a net_ring or
-    net_memif peer answering ARP, or net_tap with kernel neighbours)."""
-    return None
+def decap_vdevs(pcap):
+    """The same device arguments for tunnelfwd and testpmd. net_pcap makes one RX queue
+    per rx_pcap= (and, without tx_pcap/tx_iface, one dropping TX queue per RX queue);
+    tunnelfwd wants workers + 1 queue pairs on the uplink (the last for the control core),
+    so the pcap is given twice. An empty second pcap is not an option: with infinite_rx,
+    DPDK 22.11's eth_pcap_rx_infinite allocates a burst of mbufs and returns without
+    freeing them when its ring is empty. testpmd (--rxq=1) reads queue 0 only."""
+    return ["%s,rx_pcap=%s,rx_pcap=%s,infinite_rx=1" % (DECAP_UPLINK_DEV, pcap, pcap),
+            "%s,no-rx=1" % DECAP_ACCESS_DEV]
 
 
-def measure_decapsulation(ctx):
-    """Decapsulation rate: uplink = net_pcap replaying VXLAN/Geneve/NVGRE packets for the
-    local endpoint 10.0.0.1 (wrap make_pcaps' inner frames in outer headers with scapy),
-    access port = net_null; Mpps of the access port's opackets (or `decapsulated` in
-    /tunnelfwd/stats) and cycles/packet of the worker, against testpmd io on the same
-    pcap. tunnelfwd wants workers+1 RX queues on the uplink and net_pcap makes one RX
-    queue per rx_pcap= argument, so give the uplink the pcap twice
-    (net_pcap1,rx_pcap=F,rx_pcap=F,infinite_rx=1). Needs: decapsulation (F3)."""
-    return None
+def measure_decapsulation(ctx, row):
+    """tunnelfwd with uplink = net_pcap replaying VXLAN (Geneve, NVGRE) packets from
+    10.0.0.2 to 10.0.0.1, VNI 100 = the access port's segment, 64 B inner frames;
+    access port = net_null (no-rx) as the sink. One tunnel (to 10.0.0.2, static
+    neighbor) of the row's type. Rate = the worker's `decapsulated` over the window,
+    checked against the access port's /ethdev/stats opackets."""
+    kind = row.key[1]
+    pcap = ctx.tunnel_pcap(kind, row.size)
+    config = os.path.join(ctx.workdir, "tunnelfwd-decap-%s.yaml" % kind)
+    if not os.path.exists(config):
+        with open(config, "w") as f:
+            # infinite_rx keeps a copy of every pcap frame per RX queue: two queues.
+            f.write(make_config.render(kind, 1, 1, DECAP_UPLINK_DEV, DECAP_ACCESS_DEV,
+                                       extra_mbufs=8192 + 2 * PCAP_FRAMES))
+    launch = Launch(ctx, ["--config", config], pcap, "tfd", vdevs=decap_vdevs(pcap))
+    launch.start(ctx.args.tunnelfwd)
+    worker, control = str(ctx.worker_lcore), str(ctx.control_lcore)
+    try:
+        t = launch.telemetry()
+        stats = lambda: t.query("/tunnelfwd/stats")  # noqa: E731
+        wait_for_traffic(lambda: ((stats() or {}).get("per_core") or {}).get(worker, {}).get("decapsulated"), launch.proc)
+        sink = port_by_name(t, DECAP_ACCESS_DEV)
+        opackets = lambda: t.query("/ethdev/stats,%d" % sink)["opackets"]  # noqa: E731
+        time.sleep(ctx.args.warmup)
+        a, oa, ta = stats(), opackets(), time.monotonic()
+        others = OtherLoad([launch.proc.pid])
+        time.sleep(ctx.args.seconds)
+        b, ob, tb = stats(), opackets(), time.monotonic()
+        other_cores, other_names = others.finish(tb - ta)
+        t.close()
+    except Exception as e:  # noqa: BLE001
+        launch.stop()
+        raise RuntimeError("tunnelfwd %s: %s\n%s" % (row.label, e, launch.tail()))
+    log = launch.stop()
+    elapsed = tb - ta
+    wa, wb = a["per_core"][worker], b["per_core"][worker]
+    ca, cb = a["per_core"][control], b["per_core"][control]
+    decapsulated = wb["decapsulated"] - wa["decapsulated"]
+    delivered = ob - oa
+    busy_packets = wb["busy_packets"] - wa["busy_packets"]
+    worker_dropped = wb["dropped"]["total"] - wa["dropped"]["total"]
+    handed_back_dropped = cb["dropped"]["control_ring_full"] - ca["dropped"]["control_ring_full"]
+    sample = {
+        "mpps": decapsulated / elapsed / 1e6,
+        "sink_mpps": delivered / elapsed / 1e6,
+        "busy_cpp": (wb["busy_cycles"] - wa["busy_cycles"]) / busy_packets if busy_packets else None,
+        # The control core's own uplink queue replays the pcap too (see decap_vdevs).
+        "control_rx_mpps": (cb["rx"] - ca["rx"]) / elapsed / 1e6,
+        "control_ring_full_mpps": handed_back_dropped / elapsed / 1e6,
+        "elapsed": elapsed,
+        "other_cores": other_cores,
+        "other_processes": other_names,
+    }
+    other_drops = (b["dropped"]["total"] - a["dropped"]["total"]) - handed_back_dropped
+    if worker_dropped or other_drops:
+        row.problems.append("%d dropped by the worker, %d dropped otherwise (besides control_ring_full) in one window"
+                            % (worker_dropped, other_drops))
+    sent = wb["tx"] - wa["tx"]
+    # decapsulated and tx come from one reply (a few bursts apart at most); the sink's
+    # opackets from another query, some hundred microseconds later at each end.
+    if abs(decapsulated - sent) > max(256, decapsulated // 100_000) or abs(decapsulated - delivered) > decapsulated // 100:
+        row.problems.append("%d decapsulated, %d sent by the worker, %d counted by %s in one window"
+                            % (decapsulated, sent, delivered, DECAP_ACCESS_DEV))
+    m = re.search(r"(\d+) mbuf\(s\) not returned", log)
+    if m and int(m.group(1)):
+        row.problems.append("%s mbufs not returned at shutdown" % m.group(1))
+    return sample
 
 
-# (frame, tunnels, label, function) of the rows printed after the measured ones.
-PENDING_ROWS = [
-    ("64 B", "1 000", "tunnelfwd miss path (buffer, ARP, flush)", measure_miss_path),
-    ("64 B", "1", "tunnelfwd decapsulation", measure_decapsulation),
-]
+# ---------------------------------------------------------------------------------------
+# Miss path: 1 000 cold next hops behind a tap, answered by a kernel.
+
+def run_cmd(argv, input=None):
+    p = subprocess.run(argv, input=input, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(argv[:6]), (p.stderr or p.stdout).strip()))
+    return p.stdout
+
+
+class MissTopology:
+    """Two namespaces made for one launch and removed afterwards:
+
+        <tag>-dp (tunnelfwd runs here)                    <tag>-rm
+        tfbu0 (net_tap0, uplink) <-tc mirred-> u0 ==veth== eth0: 10.0.0.2 ... 10.0.3.233 /16
+
+    The tap is made beforehand (persistent, multi_queue: net_tap attaches to it) and wired
+    to the veth with tc mirred both ways (u32 match-all: this kernel has no matchall
+    classifier; never a bridge, which would swallow frames for the tap's own MAC), so the
+    wire is up before the first packet. The remote namespace's kernel holds every remote
+    address and answers every ARP request; an nftables ingress rule there counts and drops
+    the tunnel packets (no ICMP back, no kernel UDP work). IPv6 is off in both."""
+
+    def __init__(self, tag, tunnels):
+        self.dp, self.rm = tag + "-dp", tag + "-rm"
+        self.tunnels = tunnels
+        self.namespaces = []
+        self.counting = False
+
+    def build(self):
+        for ns in (self.dp, self.rm):
+            run_cmd(["ip", "netns", "add", ns])
+            self.namespaces.append(ns)
+            run_cmd(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                     "net.ipv6.conf.default.disable_ipv6=1"])
+            run_cmd(["ip", "-n", ns, "link", "set", "lo", "up"])
+        run_cmd(["ip", "-n", self.dp, "tuntap", "add", "dev", MISS_TAP, "mode", "tap", "multi_queue"])
+        # Room for a burst of ARP replies on their way to DPDK (the default is 1000).
+        run_cmd(["ip", "-n", self.dp, "link", "set", MISS_TAP, "txqueuelen", "10000"])
+        run_cmd(["ip", "-n", self.dp, "link", "add", MISS_VETH, "type", "veth", "peer", "name", "eth0", "netns", self.rm])
+        run_cmd(["ip", "-n", self.dp, "link", "set", MISS_VETH, "up"])
+        run_cmd(["ip", "-n", self.rm, "link", "set", "eth0", "up"])
+        for a, b in ((MISS_TAP, MISS_VETH), (MISS_VETH, MISS_TAP)):
+            run_cmd(["ip", "netns", "exec", self.dp, "tc", "qdisc", "replace", "dev", a, "clsact"])
+            run_cmd(["ip", "netns", "exec", self.dp, "tc", "filter", "replace", "dev", a, "ingress", "pref", "1",
+                     "protocol", "all", "u32", "match", "u32", "0", "0",
+                     "action", "mirred", "egress", "redirect", "dev", b])
+        prefix = make_config.UPLINK.network.prefixlen
+        run_cmd(["ip", "-n", self.rm, "-batch", "-"], input="".join(
+            "address add %s/%d dev eth0\n" % (make_config.remote(n), prefix) for n in range(self.tunnels)))
+        if shutil.which("nft"):
+            run_cmd(["ip", "netns", "exec", self.rm, "nft", "-f", "-"], input=(
+                "table netdev tfbench {\n"
+                '  chain in { type filter hook ingress device "eth0" priority 0; policy accept; '
+                "meta protocol ip counter drop; }\n"
+                "}\n"))
+            self.counting = True
+
+    def remote_received(self):
+        """IPv4 packets that reached the remote namespace (None without nft)."""
+        if not self.counting:
+            return None
+        out = run_cmd(["ip", "netns", "exec", self.rm, "nft", "list", "table", "netdev", "tfbench"])
+        m = re.search(r"counter packets (\d+)", out)
+        return int(m.group(1)) if m else None
+
+    def destroy(self):
+        """Removes what build made, whatever state it got to; returns error texts."""
+        errors = []
+        if self.dp in self.namespaces:
+            # A persistent tap outlives its users: delete it before its namespace.
+            subprocess.run(["ip", "-n", self.dp, "link", "del", MISS_TAP], capture_output=True)
+        for ns in reversed(self.namespaces):
+            p = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True)
+            if p.returncode != 0 and "No such file" not in p.stderr:
+                errors.append(p.stderr.strip())
+        self.namespaces.clear()
+        return errors
+
+
+def miss_memory_mb(ctx, frames):
+    """EAL -m for the miss path: its pool holds pending.per_core (= frames) mbufs more."""
+    mbufs = frames + 12_000                     # + rings, bursts, caches, extra_mbufs
+    return max(ctx.args.memory, 128 + (mbufs * 2560 >> 20))
+
+
+def measure_miss_path(ctx, row):
+    """tunnelfwd with 1 000 VXLAN tunnels to 1 000 on-link remotes, none with a static
+    neighbor (all cold at start); access = net_pcap replaying a FINITE pcap of N 64 B
+    frames, frame i to inner MAC i % 1 000 (static forwarding entry -> tunnel i % 1 000);
+    uplink = net_tap wired to a namespace whose kernel answers ARP for the 1 000 remotes
+    (MissTopology). `pending` holds N packets in all and per next hop, so nothing is
+    dropped. Measured: wall time from the first packet received to the last one flushed
+    (telemetry polled about every millisecond, from the control lcore), hence packets/s
+    through buffer -> ARP -> flush; misses, buffered, flushed, expired (must be 0),
+    arp_requests; first_packet_delay_us p50/p99/max."""
+    frames = ctx.args.miss_frames
+    pcap = ctx.miss_pcap(frames)
+    config = os.path.join(ctx.workdir, "tunnelfwd-miss-%d.yaml" % frames)
+    if not os.path.exists(config):
+        with open(config, "w") as f:
+            f.write(make_config.render("vxlan", MISS_TUNNELS, MISS_TUNNELS, "net_tap0", ACCESS_DEV, extra_mbufs=1024,
+                                       static_neighbors=False, pending={"per_core": frames, "per_neighbor": frames}))
+    topology = MissTopology("tfbench%d" % os.getpid(), MISS_TUNNELS)
+    launch = None
+    worker, control = str(ctx.worker_lcore), str(ctx.control_lcore)
+    affinity = os.sched_getaffinity(0)
+    log = ""
+    try:
+        try:
+            topology.build()
+        except RuntimeError as e:
+            raise RuntimeError("miss path: building the namespaces: %s" % e)
+        launch = Launch(ctx, ["--config", config], pcap, "miss", netns=topology.dp,
+                        memory=miss_memory_mb(ctx, frames),
+                        vdevs=["net_tap0,iface=%s" % MISS_TAP, "%s,rx_pcap=%s" % (ACCESS_DEV, pcap)])
+        launch.start(ctx.args.tunnelfwd)
+        # Connect as soon as EAL has made the socket: the pcap starts playing the moment
+        # the worker starts, and a poll must have seen no traffic yet.
+        connect_deadline = time.monotonic() + 60
+        while True:
+            try:
+                t = Telemetry(launch.prefix, timeout=0)
+                break
+            except (TimeoutError, OSError):
+                if launch.proc.poll() is not None or time.monotonic() > connect_deadline:
+                    raise RuntimeError("no telemetry socket (exit status %s)" % launch.proc.poll())
+                time.sleep(0.001)
+        # The poller shares the control lcore (mostly asleep), not the worker's.
+        os.sched_setaffinity(0, {ctx.control_lcore})
+        others = None
+        before_first = None      # send time of the last poll that saw no packet yet
+        start = end = final = None
+        polls = 0
+        timeline = []            # (time, misses, flushed) of each poll after the first packet
+        deadline = time.monotonic() + 30
+        while True:
+            sent = time.monotonic()
+            s = t.query("/tunnelfwd/stats")
+            got = time.monotonic()
+            polls += 1
+            if launch.proc.poll() is not None:
+                raise RuntimeError("exited with status %d" % launch.proc.returncode)
+            if got > deadline:
+                raise RuntimeError("not done after 30 s: %s" % (
+                    {k: s.get(k) for k in ("rx", "encapsulated", "flushed", "expired", "pending_now")} if s else s))
+            w = (s or {}).get("per_core", {}).get(worker)
+            if w is None or w["rx"] == 0:
+                before_first = sent
+                time.sleep(0.0005)
+                continue
+            if start is None:
+                if before_first is None:
+                    raise RuntimeError("traffic had started before the first telemetry poll")
+                start, first_poll = before_first, polls
+                others = OtherLoad([launch.proc.pid])
+            timeline.append((got, w["misses"], w["flushed"]))
+            # The worker's tx are data packets only (the control core sends the ARP).
+            if w["tx"] + s["expired"] + s["dropped"]["total"] >= frames and s["pending_now"] == 0:
+                end, final = got, s
+                break
+            time.sleep(0.001)
+        other_cores, other_names = others.finish(max(end - start, 0.01))
+        t.close()
+        remote = topology.remote_received()
+    except Exception as e:  # noqa: BLE001
+        tail = launch.tail() if launch else ""
+        raise RuntimeError("%s: %s\n%s" % (row.label, e, tail))
+    finally:
+        os.sched_setaffinity(0, affinity)
+        try:
+            if launch:
+                log = launch.stop()
+        finally:
+            errors = topology.destroy()
+            if errors:
+                print("  miss path: cleanup: %s" % "; ".join(errors), file=sys.stderr)
+    wall = end - start
+    w = final["per_core"][worker]
+    delay = final["first_packet_delay_us"]
+    # Seen from outside: when the last miss had arrived, and when the last buffered packet
+    # had left. The longest real wait lies between their difference and the latter.
+    last_miss = next(t_ for t_, misses, _ in timeline if misses >= w["misses"])
+    all_flushed = next(t_ for t_, _, flushed in timeline if flushed >= w["flushed"])
+    sample = {
+        "mpps": frames / wall / 1e6,
+        "wall_s": wall,
+        "poll_ms": 1000 * wall / max(polls - first_poll, 1),
+        "busy_cpp": w["busy_cycles"] / frames,
+        "frames": frames,
+        "tx": w["tx"],
+        "remote_received": remote,
+        "misses": final["misses"],
+        "buffered": final["buffered"],
+        "flushed": final["flushed"],
+        "expired": final["expired"],
+        "dropped": final["dropped"]["total"],
+        "arp_requests": final["arp_requests"],
+        "arp_replies": final["arp_replies"],
+        "delay_count": delay["count"],
+        "delay_p50_us": delay["p50"],
+        "delay_p99_us": delay["p99"],
+        "delay_max_us": delay["max"],
+        "last_miss_ms": 1000 * (last_miss - start),
+        "all_flushed_ms": 1000 * (all_flushed - start),
+        "elapsed": wall,
+        "other_cores": other_cores,
+        "other_processes": other_names,
+    }
+    if final["expired"] or final["dropped"]["total"]:
+        row.problems.append("%d expired, %d dropped (%s)" % (final["expired"], final["dropped"]["total"],
+                            ", ".join("%s %d" % kv for kv in final["dropped"].items() if kv[1] and kv[0] != "total")))
+    if final["flushed"] != final["buffered"] or w["tx"] != frames:
+        row.problems.append("%d buffered, %d flushed, %d of %d sent" % (final["buffered"], final["flushed"], w["tx"], frames))
+    if remote is not None and remote != w["tx"]:
+        row.problems.append("%d sent, %d reached the remote namespace" % (w["tx"], remote))
+    m = re.search(r"(\d+) mbuf\(s\) not returned", log)
+    if m and int(m.group(1)):
+        row.problems.append("%s mbufs not returned at shutdown" % m.group(1))
+    return sample
+
+
+MEASURE = {
+    "tunnelfwd": measure_tunnelfwd,
+    "testpmd": measure_testpmd,
+    "tunnelfwd-decap": measure_decapsulation,
+    "testpmd-decap": measure_testpmd,
+    "miss": measure_miss_path,
+}
 
 
 # ---------------------------------------------------------------------------------------
@@ -326,13 +652,36 @@ class Context:
         lcores = expand_lcores(args.lcores)
         if len(lcores) != 2:
             raise SystemExit("--lcores must name two lcores (control, worker), got %r" % args.lcores)
-        self.worker_lcore = lcores[1]
+        self.control_lcore, self.worker_lcore = lcores
+        self.outer_size = {}     # tunnel type -> outer frame length of the decapsulation pcap
 
     def pcap(self, size, macs):
         key = (size, macs)
         if key not in self.pcaps:
             path = os.path.join(self.workdir, "inner-%dB-%dmacs.pcap" % (size, macs))
             make_pcaps.write(path, size=size, macs=macs, frames=PCAP_FRAMES)
+            self.pcaps[key] = path
+        return self.pcaps[key]
+
+    def tunnel_pcap(self, kind, size):
+        """PCAP_FRAMES tunnel packets from REMOTE to LOCAL, VNI = the access segment."""
+        key = ("tunnel", kind, size)
+        if key not in self.pcaps:
+            path = os.path.join(self.workdir, "%s-%dB.pcap" % (kind, size))
+            make_pcaps.write_tunnel(path, kind, size, PCAP_FRAMES, LOCAL, REMOTE, make_config.SEGMENT,
+                                    uplink_mac="02:70:63:61:70:00")   # net_pcap0's MAC
+            self.pcaps[key] = path
+            with open(path, "rb") as f:
+                f.seek(24 + 8)
+                self.outer_size[kind] = struct.unpack("<I", f.read(4))[0]
+        return self.pcaps[key]
+
+    def miss_pcap(self, frames):
+        """A finite pcap of `frames` frames to MISS_TUNNELS inner MACs, round robin."""
+        key = ("miss", frames)
+        if key not in self.pcaps:
+            path = os.path.join(self.workdir, "miss-%dB-%dmacs-%d.pcap" % (MISS_SIZE, MISS_TUNNELS, frames))
+            make_pcaps.write(path, size=MISS_SIZE, macs=MISS_TUNNELS, frames=frames)
             self.pcaps[key] = path
         return self.pcaps[key]
 
@@ -386,32 +735,100 @@ def table(ctx, rows):
     head = ["frame", "tunnels", "forwarder", "Mpps median (min–max)", "vs testpmd io",
             "TSC cycles/pkt", "busy cycles/pkt (own count)"]
     lines = []
-    io = {r.size: median(s["mpps"] for s in r.samples) for r in rows if r.key[:2] == ("testpmd", "io")}
+    io = {r.group: median(s["mpps"] for s in r.samples) for r in rows
+          if r.kind in ("testpmd", "testpmd-decap") and r.key[1] == "io"}
     hz = ctx.tsc_hz or fallback_tsc_hz()
     for r in rows:
         mpps = [s["mpps"] for s in r.samples]
         med = median(mpps)
-        ratio = "%.2f" % (med / io[r.size]) if med and io.get(r.size) else "-"
-        tsc = spread([hz / (m * 1e6) for m in mpps if m], "%.1f") if hz else "-"
-        busy = spread([s["busy_cpp"] for s in r.samples], "%.1f")
+        frame = "%d B" % r.size
+        if r.kind in ("tunnelfwd-decap", "testpmd-decap"):
+            frame = "%d B in %s" % (r.size, ctx.outer_size.get(r.key[2 if r.kind == "testpmd-decap" else 1], "?"))
+        tunnels = r.tunnels_text or ("{:,}".format(r.tunnels).replace(",", " ") if r.tunnels else "-")
         if not r.samples:
-            lines.append(["%d B" % r.size, str(r.tunnels or "-"), r.label, "failed", "-", "-", "-"])
+            lines.append([frame, tunnels, r.label, "failed", "-", "-", "-"])
             continue
+        ratio = "%.2f" % (med / io[r.group]) if med and io.get(r.group) else "-"
+        # The miss path's rate is a wall-clock one over a finite burst, not a busy-polling
+        # core's: TSC cycles/pkt would not mean the same there.
+        tsc = spread([hz / (m * 1e6) for m in mpps if m], "%.1f") if hz and r.kind != "miss" else "-"
+        busy = spread([s["busy_cpp"] for s in r.samples], "%.1f" if r.kind != "miss" else "%.0f")
         label = r.label + (" ⚠" if r.problems else "")
-        lines.append(["%d B" % r.size, "{:,}".format(r.tunnels).replace(",", " ") if r.tunnels else "-",
-                      label, spread(mpps, "%.2f"), ratio, tsc, busy])
-    for frame, tunnels, label, fn in PENDING_ROWS:
-        result = fn(ctx)
-        if result is None:
-            lines.append([frame, tunnels, label, "not built yet", "", "", ""])
-        else:
-            for sub, text in result:
-                lines.append([frame, tunnels, sub, text, "", "", ""])
+        lines.append([frame, tunnels, label, spread(mpps, "%.2f" if (med or 0) >= 1 else "%.3f"), ratio, tsc, busy])
     widths = [max(len(head[i]), *(len(l[i]) for l in lines)) for i in range(len(head))]
     fmt = lambda cells: "| " + " | ".join(c.ljust(widths[i]) for i, c in enumerate(cells)) + " |"  # noqa: E731
     out = [fmt(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [fmt(l) for l in lines]
     return "\n".join(out), hz
+
+
+def decap_notes(ctx, rows):
+    decap = [r for r in rows if r.kind == "tunnelfwd-decap" and r.samples]
+    if not any(r.kind in ("tunnelfwd-decap", "testpmd-decap") for r in rows):
+        return []
+    notes = [
+        "Decapsulation rows: uplink `%s,rx_pcap=F,rx_pcap=F,infinite_rx=1` replaying %d tunnel packets "
+        "(from %s to %s, VNI %d = the access port's segment, outer UDP checksum 0, 1 024 flows; frame column: "
+        "inner size in outer size), access port `%s,no-rx=1` as the sink; tunnelfwd has one tunnel of the type. "
+        "The same device arguments for testpmd io. net_pcap gives one RX queue per rx_pcap (and one dropping TX "
+        "queue per RX queue), and tunnelfwd needs workers + 1 on the uplink, so the file is given twice: the "
+        "worker and testpmd read queue 0; tunnelfwd's control core polls queue 1, which replays the same file "
+        "(an empty pcap would leak mbufs: DPDK 22.11 eth_pcap_rx_infinite)."
+        % (DECAP_UPLINK_DEV, PCAP_FRAMES, REMOTE, LOCAL, make_config.SEGMENT, DECAP_ACCESS_DEV),
+        "Decapsulation Mpps: tunnelfwd = the worker's `decapsulated` (checked against %s opackets), testpmd = "
+        "%s opackets; cycles as for the other rows." % (DECAP_ACCESS_DEV, DECAP_ACCESS_DEV),
+    ]
+    for r in decap:
+        notes.append(
+            "%s: meanwhile tunnelfwd's control core (lcore %d) received %s Mpps on its own uplink queue and "
+            "dropped %s Mpps of them as `control_ring_full` (handed back to a worker, which takes handed-back "
+            "frames only when its own RX burst is not full); not counted in the row, and the control core was "
+            "busy all along instead of mostly asleep."
+            % (r.label, ctx.control_lcore, spread([s["control_rx_mpps"] for s in r.samples], "%.2f"),
+               spread([s["control_ring_full_mpps"] for s in r.samples], "%.2f")))
+    return notes
+
+
+def miss_notes(ctx, rows):
+    notes = []
+    for r in rows:
+        if r.kind != "miss":
+            continue
+        ss = r.samples
+        notes.append(
+            "Miss path: per launch, a finite pcap (no infinite_rx) of %s %d B frames, frame i to inner MAC i %% 1 000 "
+            "-> tunnel i %% 1 000 (VXLAN) -> its own on-link remote 10.0.0.2 ... 10.0.3.233, none with a static "
+            "neighbor: all 1 000 next hops cold at start. Uplink `net_tap0` joined by tc mirred to a veth into a "
+            "namespace holding the 1 000 remote addresses, whose kernel answers every ARP request. `pending: "
+            "{ per_core: N, per_neighbor: N }` so nothing is dropped, lifetime 3 s."
+            % ("{:,}".format(ctx.args.miss_frames).replace(",", " "), MISS_SIZE))
+        notes.append(
+            "Miss path Mpps = frames / wall time from the first packet received to the last one flushed "
+            "(/tunnelfwd/stats polled every %s ms from the control lcore; the wall time is an upper bound, "
+            "within two polls): %s s. Every packet goes through the kernel (tap write, tc mirred, veth; ARP "
+            "both ways): this is the tap's rate as much as tunnelfwd's. Busy cycles/pkt for this row: the "
+            "worker's busy_cycles over the whole burst / frames (tap syscalls included); no TSC figure, the "
+            "core is not saturated throughout."
+            % (spread([s["poll_ms"] for s in ss], "%.1f"), spread([s["wall_s"] for s in ss], "%.3f")))
+        if ss:
+            notes.append(
+                "Miss path, seen from outside (polls): all misses had arrived %s ms after the first packet, and "
+                "all buffered packets had left %s ms after it; so the longest real wait was between their "
+                "difference and the latter. tunnelfwd stamps a flushed packet with its loop iteration's start "
+                "(`now`), and one drain pass sends every resolved packet, tap write by tap write, without reading "
+                "the clock again: a packet sent late in a long pass is recorded with the pass's start, so the "
+                "histogram below understates waits when a pass is long (here it is: the tap is slow)."
+                % (spread([s["last_miss_ms"] for s in ss], "%.0f"), spread([s["all_flushed_ms"] for s in ss], "%.0f")))
+            notes.append(
+                "Miss path counters (median of launches): misses %s, buffered %s, flushed %s, expired %s, dropped %s, "
+                "arp_requests %s, arp_replies %s, reached the remote namespace %s. **First-packet delay** "
+                "(/tunnelfwd/stats first_packet_delay_us: each buffered packet's wait from miss to flush, "
+                "%s packets; log-linear histogram, values are bucket middles, within 12.5 %%): "
+                "p50 %s µs, p99 %s µs, max %s µs."
+                % tuple(spread([s[k] for s in ss], "%d") for k in (
+                    "misses", "buffered", "flushed", "expired", "dropped", "arp_requests", "arp_replies",
+                    "remote_received", "delay_count", "delay_p50_us", "delay_p99_us", "delay_max_us")))
+    return notes
 
 
 def describe_machine():
@@ -434,12 +851,16 @@ def describe_machine():
             "swift": swift[0] if swift else "?", "commit": commit}
 
 
+def interrupted(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tunnelfwd", required=True, help="the release tunnelfwd binary")
     p.add_argument("--testpmd", default=shutil.which("dpdk-testpmd") or "dpdk-testpmd")
     p.add_argument("--runs", type=int, default=3, help="launches per row; the table shows median, min, max (default 3)")
-    p.add_argument("--seconds", type=float, default=3.0, help="measured window per launch (default 3)")
+    p.add_argument("--seconds", type=float, default=2.0, help="measured window per launch (default 2)")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of traffic before the window (default 1)")
     p.add_argument("--lcores", default="0-1", help="EAL -l: control lcore, worker lcore (default 0-1)")
     p.add_argument("--memory", type=int, default=256, help="EAL -m in MB (default 256)")
@@ -447,6 +868,11 @@ def main():
     p.add_argument("--types", default=",".join(TYPES), help="tunnel types (default vxlan,geneve,nvgre)")
     p.add_argument("--scales", default=",".join(map(str, SCALES)), help="tunnel counts (default 1,10000)")
     p.add_argument("--baselines", default="io,macswap", help="testpmd forward modes (default io,macswap)")
+    p.add_argument("--decap-types", default=",".join(DECAP_TYPES),
+                   help="tunnel types of the decapsulation rows, each with its testpmd io baseline "
+                        "(default vxlan; '' for none)")
+    p.add_argument("--miss-frames", type=int, default=MISS_FRAMES,
+                   help="frames of the miss-path burst to 1 000 cold next hops (default 100000; 0: no miss-path row)")
     p.add_argument("--results", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "results"),
                    help="where latest.md and latest.json go (default bench/results)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (pcaps, configs, process logs)")
@@ -458,14 +884,22 @@ def main():
     baselines = [x for x in args.baselines.split(",") if x]
     if "io" not in baselines:
         print("note: without the testpmd io baseline there is no ratio column", file=sys.stderr)
-    rows = planned_rows(sizes, types, scales, baselines)
+    decap_types = [x for x in args.decap_types.split(",") if x]
+    for t in decap_types:
+        if t not in TYPES:
+            raise SystemExit("--decap-types: unknown tunnel type %r" % t)
+    rows = planned_rows(sizes, types, scales, baselines, decap_types, args.miss_frames)
     ctx = Context(args)
+    # SIGTERM unwinds like Ctrl-C, so that processes, namespaces and the temp dir go.
+    signal.signal(signal.SIGTERM, interrupted)
     machine = describe_machine()
     started = time.monotonic()
     load_before = os.getloadavg()
     per_launch = args.warmup + args.seconds + 2
+    windowed = sum(1 for r in rows if r.kind != "miss")
+    estimate = args.runs * (windowed * per_launch + (len(rows) - windowed) * 6)
     print("%d rows x %d runs of %g s (+%g s warm-up): about %.0f s"
-          % (len(rows), args.runs, args.seconds, args.warmup, len(rows) * args.runs * per_launch), file=sys.stderr)
+          % (len(rows), args.runs, args.seconds, args.warmup, estimate), file=sys.stderr)
     failures = []
     try:
         for run in range(args.runs):
@@ -473,18 +907,26 @@ def main():
             # machine spreads over all rows instead of hitting one.
             for r in rows:
                 try:
-                    fn = measure_tunnelfwd if r.kind == "tunnelfwd" else measure_testpmd
-                    s = fn(ctx, r)
+                    s = MEASURE[r.kind](ctx, r)
                     r.samples.append(s)
                     busy = ("  others used %.2f cores: %s" % (s["other_cores"], " ".join(s["other_processes"]))
                             if s["other_cores"] >= 0.1 else "")
-                    print("  run %d/%d  %4d B  %-8s %-18s %7.2f Mpps%s" % (
-                        run + 1, args.runs, r.size, str(r.tunnels or ""), r.label, s["mpps"], busy), file=sys.stderr)
+                    extra = ""
+                    if r.kind == "miss":
+                        extra = ("  %.0f ms, %d expired, %d ARP requests; first-packet delay p50 %d µs p99 %d µs "
+                                 "max %d µs; all buffered packets out after %.0f ms" % (
+                                     1000 * s["wall_s"], s["expired"], s["arp_requests"], s["delay_p50_us"],
+                                     s["delay_p99_us"], s["delay_max_us"], s["all_flushed_ms"]))
+                    print("  run %d/%d  %4d B  %-8s %-18s %7.3f Mpps%s%s" % (
+                        run + 1, args.runs, r.size, str(r.tunnels or ""), r.label, s["mpps"], extra, busy),
+                        file=sys.stderr)
                 except RuntimeError as e:
                     failures.append(str(e))
                     print("  run %d/%d  %s FAILED: %s" % (run + 1, args.runs, r.label, e), file=sys.stderr)
         text, hz = table(ctx, rows)
     finally:
+        for launch in list(Launch.live):
+            launch.stop()
         ctx.cleanup()
     elapsed = time.monotonic() - started
     load_after = os.getloadavg()
@@ -492,21 +934,23 @@ def main():
     notes = [
         "Each figure: median (min–max) of %d launches, each measured over %g s after %g s of warm-up; "
         "rows interleaved round by round." % (args.runs, args.seconds, args.warmup),
-        "Source: `net_pcap` replaying %d real Ethernet/IPv4/UDP frames (1 024 flows) with infinite_rx; "
-        "sink: `net_null` (no-rx). Same vdevs, EAL arguments and lcores (`-l %s`, worker = lcore %d) "
+        "Encapsulation rows: source `net_pcap` replaying %d real Ethernet/IPv4/UDP frames (1 024 flows) with "
+        "infinite_rx; sink: `net_null` (no-rx). Same vdevs, EAL arguments and lcores (`-l %s`, worker = lcore %d) "
         "for tunnelfwd and testpmd." % (PCAP_FRAMES, args.lcores, ctx.worker_lcore),
         "Frame size = DPDK data length (no FCS). 10 000 tunnels = 10 000 inner MACs, each with a "
         "static forwarding entry to its own tunnel, 10 000 remotes with static neighbors: every lookup hits.",
-        "Mpps: tunnelfwd = `tx` of /tunnelfwd/stats, testpmd = `opackets` of /ethdev/stats on net_null0, "
-        "both sampled over telemetry at the window's ends.",
+        "Encapsulation Mpps: tunnelfwd = `tx` of /tunnelfwd/stats, testpmd = `opackets` of /ethdev/stats on "
+        "net_null0, both sampled over telemetry at the window's ends.",
         "TSC cycles/pkt = TSC Hz (%s) x 1 core / pps: the whole core's time per packet, fair for a "
         "busy-polling core." % ("%.0f MHz" % (hz / 1e6) if hz else "unknown"),
         "Busy cycles/pkt (own count): tunnelfwd = per_core busy_cycles / busy_packets of the worker over "
         "the window (loop iterations that moved packets); testpmd = its --record-core-cycles figure "
         "(cycles of bursts that received packets), over its whole run including warm-up.",
-        "vs testpmd io = tunnelfwd median / testpmd io median for the same frame size "
-        "(targets: >= 0.60 with 1 tunnel, >= 0.45 with 10 000, 64 B VXLAN).",
+        "vs testpmd io = tunnelfwd median / testpmd io median on the same devices and frames: for encapsulation "
+        "the testpmd io row of the same frame size (targets: >= 0.60 with 1 tunnel, >= 0.45 with 10 000, "
+        "64 B VXLAN), for decapsulation the testpmd io row on the same tunnel pcap.",
     ]
+    notes += decap_notes(ctx, rows) + miss_notes(ctx, rows)
     loads = [s["other_cores"] for r in rows for s in r.samples]
     if loads:
         noisy = sum(1 for x in loads if x >= 0.1)
