@@ -39,9 +39,6 @@ public final class ForwardingSnapshot: @unchecked Sendable {
     /// Port ids up to this value can be access ports (DPDK's RTE_MAX_ETHPORTS is 32 here).
     public static let accessCapacity = 64
 
-    /// Half of a typical 512 KiB L2: the rest is for packets, rings and the pending buffer.
-    static let cacheBudget = 256 * 1024
-
     public init(_ plan: ForwardingPlan) {
         precondition(plan.flood.count == plan.segments.count, "one flood list per segment")
         precondition(plan.deliveries.count == plan.segments.count, "one delivery list per segment")
@@ -103,9 +100,7 @@ public final class ForwardingSnapshot: @unchecked Sendable {
             segments: segments, segmentCount: plan.segments.count,
             floodTunnels: floodTunnels, deliveries: deliveries,
             segmentBuckets: segmentBuckets, segmentBucketMask: UInt32(segmentBucketCount - 1),
-            access: access, accessCapacity: Self.accessCapacity, decapsulationPorts: plan.decapsulationPorts,
-            fitsInCache: bucketCount * MemoryLayout<ForwardingBucket>.stride
-                + plan.tunnels.count * MemoryLayout<TunnelEntry>.stride <= Self.cacheBudget
+            access: access, accessCapacity: Self.accessCapacity, decapsulationPorts: plan.decapsulationPorts
         ))
         for (i, vni) in plan.segments.enumerated() {
             var b = (vni.rawValue &* 0x9E37_79B1) >> 16 & UInt32(segmentBucketCount - 1)

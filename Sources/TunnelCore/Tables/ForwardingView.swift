@@ -98,9 +98,6 @@ public struct ForwardingView {
     public let accessCapacity: Int
     /// The UDP ports on which VXLAN and Geneve packets are accepted.
     public let decapsulationPorts: DecapsulationPorts
-    /// Whether the MAC table and the tunnels fit a core's L2 cache together, so that
-    /// prefetching ahead of lookups buys nothing.
-    public let fitsInCache: Bool
 
     /// The key of an inner MAC in a segment: segment index in bits 63…48, MAC below.
     @inlinable @inline(__always)
