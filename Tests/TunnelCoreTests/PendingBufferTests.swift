@@ -84,6 +84,23 @@ final class PendingBufferTests: XCTestCase {
         XCTAssertFalse(buffer.isWaiting(z))
     }
 
+    func testALimitedDrainSendsInOrderOverSeveralWalks() {
+        var buffer = PendingBuffer(perCore: 16, perNeighbor: 16, nextHopCapacity: 8)
+        defer { buffer.deallocate() }
+        for i in 1...10 { _ = buffer.enqueue(packet(i), nextHop: i.isMultiple(of: 2) ? x : y, deadline: 100) }
+        var sent: [Int] = []
+        var walks: [Bool] = []
+        repeat {
+            walks.append(buffer.drain(now: 0, limit: 4, resolvedMAC: { _ in self.mac },
+                                      send: { e, _ in sent.append(self.number(e.packet)) },
+                                      expire: { _ in XCTFail("nothing expires") }))
+        } while walks.last == false
+        XCTAssertEqual(walks, [false, false, true])
+        XCTAssertEqual(sent, Array(1...10))
+        XCTAssertTrue(buffer.isEmpty)
+        XCTAssertFalse(buffer.isWaiting(x) || buffer.isWaiting(y))
+    }
+
     func testIsFirstMarksTheFirstPacketSinceTheNextHopLastHadNone() {
         var buffer = PendingBuffer(perCore: 16, perNeighbor: 16, nextHopCapacity: 8)
         defer { _ = removeAll(&buffer); buffer.deallocate() }

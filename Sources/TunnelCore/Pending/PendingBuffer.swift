@@ -94,12 +94,17 @@ public struct PendingBuffer {
 
     /// Walks the buffer once in arrival order: packets whose next hop now has a MAC go to
     /// `send`, packets past their deadline to `expire`, the rest stay, in order.
+    /// At most `limit` packets are sent in one walk, so that a large buffer leaves over
+    /// several loop iterations and the worker keeps receiving meanwhile; returns false when
+    /// the limit left resolved packets waiting (walk again).
+    @discardableResult
     public mutating func drain(
         now: UInt64,
+        limit: Int = .max,
         resolvedMAC: (NextHopID) -> MACAddress?,
         send: (Entry, MACAddress) -> Void,
         expire: (Entry) -> Void
-    ) {
+    ) -> Bool {
         // `resolvedMAC` may read a table that changes during the walk.
         pass &+= 1
         if pass == 0 {
@@ -108,11 +113,15 @@ public struct PendingBuffer {
         }
         var kept = head
         var i = head
+        var sent = 0
+        var complete = true
         while i != tail {
             let entry = ring[i & mask]
-            if keptInPass[Int(entry.nextHop.rawValue)] != pass, let mac = resolvedMAC(entry.nextHop) {
+            if keptInPass[Int(entry.nextHop.rawValue)] != pass, let mac = resolvedMAC(entry.nextHop), sent < limit {
                 waiting[Int(entry.nextHop.rawValue)] -= 1
                 send(entry, mac)
+                sent += 1
+                if sent == limit { complete = false }
             } else if entry.deadline <= now {
                 waiting[Int(entry.nextHop.rawValue)] -= 1
                 expire(entry)
@@ -125,6 +134,7 @@ public struct PendingBuffer {
         }
         // Survivors were moved down to `head..<kept`; the ring now ends there.
         tail = kept
+        return complete
     }
 
     /// Hands every waiting packet to `release` and empties the buffer (at shutdown).

@@ -131,6 +131,10 @@ struct Worker {
 
     // MARK: access ports -> tunnels
 
+    /// Bursts' worth of buffered packets one iteration may flush: enough to empty the
+    /// buffer quickly, few enough that receiving goes on and the TX queue keeps up.
+    private static let flushPerIteration = 4
+
     /// The first passes over a burst leave each frame's fate in `routes`: a tunnel index,
     /// or one of these.
     private static let flooded = UInt32.max
@@ -275,17 +279,18 @@ struct Worker {
             return 0
         }
         guard resolutions != drainedAt || earliest <= now else { return 0 }
-        drainedAt = resolutions
         let before = pending.count
         var buffer = pending
-        buffer.drain(
+        let complete = buffer.drain(
             now: now,
+            limit: Self.flushPerIteration * setup.burst,
             resolvedMAC: { nextHops.resolvedMAC($0) },
             send: { entry, mac in
                 let m = OpaquePointer(entry.packet)
                 EthernetFrame.setDestination(mac, of: tf_mbuf_data(m).unsafelyUnwrapped)
                 counters.add(.flushed)
-                let waited = now &- (entry.deadline &- setup.lifetimeCycles)
+                // Each packet's own departure time: a large flush spans iterations.
+                let waited = rte_rdtsc() &- (entry.deadline &- setup.lifetimeCycles)
                 setup.firstPacketDelay.record(waited &* 1_000_000 / setup.tscHz)
                 toUplink.append(m, counters: counters)
             },
@@ -294,6 +299,8 @@ struct Worker {
                 counters.add(.expired)
             })
         pending = buffer
+        // Until a drain completes, the next iteration walks again.
+        if complete { drainedAt = resolutions }
         counters.set(.pendingNow, pending.count)
         return before &- pending.count
     }
@@ -304,12 +311,12 @@ struct Worker {
     /// not ours. Frames the device gave the control core's queue come back here too.
     @inline(__always)
     private mutating func receiveFromUplink(view: UnsafePointer<ForwardingView>) -> Int {
-        var n = Int(rte_eth_rx_burst(setup.uplink.rawValue, setup.queue, rx, UInt16(setup.burst)))
-        if n > 0 { counters.add(.rx, n) }
-        if n < setup.burst {
-            let raw = UnsafeMutableRawPointer(rx + n).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
-            n &+= Int(rte_ring_sc_dequeue_burst(setup.fromControl, raw, UInt32(setup.burst &- n), nil))
-        }
+        // Handed-back frames first, so that a busy RX queue cannot starve them.
+        let raw = UnsafeMutableRawPointer(rx).assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+        var n = Int(rte_ring_sc_dequeue_burst(setup.fromControl, raw, UInt32(max(1, setup.burst / 2)), nil))
+        let received = Int(rte_eth_rx_burst(setup.uplink.rawValue, setup.queue, rx + n, UInt16(setup.burst &- n)))
+        if received > 0 { counters.add(.rx, received) }
+        n &+= received
         for i in 0..<n {
             let m = rx[i].unsafelyUnwrapped
             let frame = tf_mbuf_data(m).unsafelyUnwrapped
