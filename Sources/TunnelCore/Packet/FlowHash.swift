@@ -39,26 +39,6 @@ public struct InnerFlow: Equatable, Sendable {
     public init(parsing frame: UnsafeRawPointer, length: Int) {
         self.init(destinationMAC: EthernetFrame.destination(of: frame), sourceMAC: EthernetFrame.source(of: frame))
 
-        // The common case first, with fixed offsets and few branches: untagged IPv4
-        // without options (EtherType 0x0800, version 4, IHL 5), long enough for ports.
-        // It finds exactly what the general parse below would.
-        let minimumWithPorts = HeaderSize.ethernet &+ HeaderSize.ipv4 &+ 4
-        if length >= minimumWithPorts,
-           UInt32(bigEndian: frame.loadUnaligned(fromByteOffset: 12, as: UInt32.self)) & 0xFFFF_FF00 == 0x0800_4500 {
-            let addresses = UInt64(bigEndian: frame.loadUnaligned(fromByteOffset: 26, as: UInt64.self))
-            sourceAddress = IPv4Address(rawValue: UInt32(truncatingIfNeeded: addresses >> 32))
-            destinationAddress = IPv4Address(rawValue: UInt32(truncatingIfNeeded: addresses))
-            ipProtocol = IPProtocol(rawValue: frame.load(fromByteOffset: 23, as: UInt8.self))
-            let flagsAndOffset = UInt16(bigEndian: frame.loadUnaligned(fromByteOffset: 20, as: UInt16.self))
-            if (ipProtocol.rawValue == IPProtocol.tcp.rawValue || ipProtocol.rawValue == IPProtocol.udp.rawValue),
-               flagsAndOffset & 0x3FFF == 0 {
-                let ports = UInt32(bigEndian: frame.loadUnaligned(fromByteOffset: 34, as: UInt32.self))
-                sourcePort = UInt16(truncatingIfNeeded: ports >> 16)
-                destinationPort = UInt16(truncatingIfNeeded: ports)
-            }
-            return
-        }
-
         var ip = HeaderSize.ethernet
         var etherType = EthernetFrame.etherType(of: frame)
         if etherType == .vlan, length >= HeaderSize.ethernet &+ HeaderSize.vlanTag {
@@ -91,27 +71,54 @@ public struct InnerFlow: Equatable, Sendable {
     /// A 32-bit hash of all the fields: deterministic (no per-run seed) and the same on
     /// every host, so a flow keeps its outer source port across restarts.
     ///
-    /// Four 64-bit words are mixed with folded multiplies (the high and low halves of
-    /// the 128-bit product xored, as in wyhash): two independent multiplies and a third
-    /// to combine them, with no table lookups.
+    /// It is defined on the fields as they lie in an untagged IPv4 header, read as
+    /// little-endian words (`mix`), so that `hash(frame:length:)` can hash the common frame
+    /// straight from its bytes and still agree with this for every frame.
     @inlinable @inline(__always)
     public var hash: UInt32 {
-        // The constants are odd, with bits set above bit 48, so no 48-bit address can
-        // cancel one and zero a multiplicand.
-        let macs = Self.foldedMultiply(
-            destinationMAC.rawValue ^ 0xA076_1D64_78BD_642F,
-            sourceMAC.rawValue ^ 0xE703_7ED1_A0B4_28DB)
-        let addresses = UInt64(sourceAddress.rawValue) << 32 | UInt64(destinationAddress.rawValue)
-        let transport = UInt64(ipProtocol.rawValue) << 32 | UInt64(sourcePort) << 16 | UInt64(destinationPort)
-        let ipAndPorts = Self.foldedMultiply(addresses ^ 0x8EBC_6AF0_9C88_C6E3, transport ^ 0x5899_65CC_7537_4CC3)
-        let h = Self.foldedMultiply(macs ^ 0x1D8E_4E27_C47D_124F, ipAndPorts ^ 0xEB44_ACCA_B455_D165)
-        return UInt32(truncatingIfNeeded: h ^ h >> 32)
+        Self.mix(
+            macs: (destinationMAC.rawValue << 16 | sourceMAC.rawValue >> 32).byteSwapped,
+            macsTail: UInt64(UInt32(truncatingIfNeeded: sourceMAC.rawValue).byteSwapped),
+            ipProtocol: ipProtocol.rawValue,
+            addresses: (UInt64(sourceAddress.rawValue) << 32 | UInt64(destinationAddress.rawValue)).byteSwapped,
+            ports: UInt64((UInt32(sourcePort) << 16 | UInt32(destinationPort)).byteSwapped))
     }
 
-    /// The hash of the flow of the frame at `frame`; see `init(parsing:length:)`.
+    /// The hash of the flow of the frame at `frame`, equal to
+    /// `InnerFlow(parsing: frame, length: length).hash`.
+    ///
+    /// The common frame, untagged IPv4 without options (EtherType 0x0800, version 4,
+    /// IHL 5) long enough for ports, is hashed straight from its header words at fixed
+    /// offsets, without a parse into fields or byte swaps; others are parsed.
     @inlinable @inline(__always)
     public static func hash(frame: UnsafeRawPointer, length: Int) -> UInt32 {
-        InnerFlow(parsing: frame, length: length).hash
+        let withPorts = HeaderSize.ethernet &+ HeaderSize.ipv4 &+ 4
+        guard length >= withPorts,
+              UInt32(bigEndian: frame.loadUnaligned(fromByteOffset: 12, as: UInt32.self)) & 0xFFFF_FF00 == 0x0800_4500
+        else { return InnerFlow(parsing: frame, length: length).hash }
+        // Bytes 20..<24: flags and fragment offset, TTL, protocol.
+        let fragmentAndProtocol = UInt32(bigEndian: frame.loadUnaligned(fromByteOffset: 20, as: UInt32.self))
+        let ipProtocol = UInt8(truncatingIfNeeded: fragmentAndProtocol)
+        // Ports identify the flow only in unfragmented TCP and UDP (as in the parse).
+        let hasPorts = (ipProtocol == IPProtocol.tcp.rawValue || ipProtocol == IPProtocol.udp.rawValue)
+            && fragmentAndProtocol & 0x3FFF_0000 == 0
+        return mix(
+            macs: frame.loadUnaligned(as: UInt64.self),
+            macsTail: UInt64(frame.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
+            ipProtocol: ipProtocol,
+            addresses: frame.loadUnaligned(fromByteOffset: 26, as: UInt64.self),
+            ports: hasPorts ? UInt64(frame.loadUnaligned(fromByteOffset: 34, as: UInt32.self)) : 0)
+    }
+
+    /// Two independent folded multiplies (the high and low halves of the 128-bit product
+    /// xored, as in wyhash), over the link fields and over the network fields, xored and
+    /// folded to 32 bits. No table lookups.
+    @inlinable @inline(__always)
+    static func mix(macs: UInt64, macsTail: UInt64, ipProtocol: UInt8, addresses: UInt64, ports: UInt64) -> UInt32 {
+        let link = foldedMultiply(macs ^ 0xA076_1D64_78BD_642F, (macsTail | UInt64(ipProtocol) << 32) ^ 0xE703_7ED1_A0B4_28DB)
+        let network = foldedMultiply(addresses ^ 0x8EBC_6AF0_9C88_C6E3, ports ^ 0x5899_65CC_7537_4CC3)
+        let h = link ^ network
+        return UInt32(truncatingIfNeeded: h ^ h >> 32)
     }
 
     /// Maps a flow hash onto the dynamic port range 49152…65535, as RFC 7348 §5
