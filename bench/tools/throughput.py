@@ -781,9 +781,9 @@ def decap_notes(ctx, rows):
     for r in decap:
         notes.append(
             "%s: meanwhile tunnelfwd's control core (lcore %d) received %s Mpps on its own uplink queue and "
-            "dropped %s Mpps of them as `control_ring_full` (handed back to a worker, which takes handed-back "
-            "frames only when its own RX burst is not full); not counted in the row, and the control core was "
-            "busy all along instead of mostly asleep."
+            "dropped %s Mpps of them as `control_ring_full` (handed back to the worker, which takes up to half a "
+            "burst of handed-back frames per loop); not counted in the row, and the control core was busy all "
+            "along instead of mostly asleep."
             % (r.label, ctx.control_lcore, spread([s["control_rx_mpps"] for s in r.samples], "%.2f"),
                spread([s["control_ring_full_mpps"] for s in r.samples], "%.2f")))
     return notes
@@ -814,10 +814,9 @@ def miss_notes(ctx, rows):
             notes.append(
                 "Miss path, seen from outside (polls): all misses had arrived %s ms after the first packet, and "
                 "all buffered packets had left %s ms after it; so the longest real wait was between their "
-                "difference and the latter. tunnelfwd stamps a flushed packet with its loop iteration's start "
-                "(`now`), and one drain pass sends every resolved packet, tap write by tap write, without reading "
-                "the clock again: a packet sent late in a long pass is recorded with the pass's start, so the "
-                "histogram below understates waits when a pass is long (here it is: the tap is slow)."
+                "difference and the latter. tunnelfwd stamps each flushed packet with the TSC at its flush, and "
+                "flushes at most 4 bursts per loop iteration, so the histogram below measures the waits as they "
+                "were."
                 % (spread([s["last_miss_ms"] for s in ss], "%.0f"), spread([s["all_flushed_ms"] for s in ss], "%.0f")))
             notes.append(
                 "Miss path counters (median of launches): misses %s, buffered %s, flushed %s, expired %s, dropped %s, "
