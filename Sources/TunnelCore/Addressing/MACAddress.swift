@@ -46,14 +46,6 @@ public struct MACAddress: Hashable, Sendable, Comparable {
     @inlinable
     public func octet(_ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: rawValue >> UInt64(40 - 8 * i)) }
 
-    /// Reads six bytes in wire order.
-    @inlinable
-    public init(loadingFrom p: UnsafeRawPointer) {
-        var v: UInt64 = 0
-        for i in 0..<6 { v = v << 8 | UInt64(p.load(fromByteOffset: i, as: UInt8.self)) }
-        self.rawValue = v
-    }
-
     /// Writes six bytes in wire order.
     @inlinable
     public func store(to p: UnsafeMutableRawPointer) {
