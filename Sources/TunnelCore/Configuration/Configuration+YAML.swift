@@ -217,17 +217,11 @@ private struct Validator {
 
     // MARK: tunnels
 
-    struct TunnelKey: Hashable {
-        var type: EncapsulationType
-        var remote: IPv4Address
-        var vni: VNI
-        var port: UInt16?
-    }
 
     mutating func tunnels(_ items: [Node], path: String) throws(E) -> [Tunnel] {
         guard let uplink else { return [] }
         var result: [Tunnel] = []
-        var keys: [TunnelKey: Int] = [:]
+        var keys: [TunnelRules.Endpoint: Int] = [:]
         for (i, node) in items.enumerated() {
             let p = YAMLReader.item(path, i)
             let m = try MappingReader(
@@ -276,7 +270,7 @@ private struct Validator {
             if let problem = TunnelRules.portProblem(tunnel, among: result) {
                 throw E(path: m.path(problem.field), message: problem.message)
             }
-            let key = TunnelKey(type: type, remote: remote, vni: vni, port: tunnel.destinationPort)
+            let key = TunnelRules.Endpoint(tunnel)
             if let j = keys[key] {
                 throw E(path: p, message: TunnelRules.duplicateMessage(tunnel, of: result[j].name) + " (\(YAMLReader.item(path, j)))")
             }

@@ -9,13 +9,13 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case neighborFlush
     case pending
 
-    /// The segment and inner MAC of a forwarding command, or a one-line reason.
-    public static func forwardingKey(segment: UInt32, mac: String) -> Result<(VNI, MACAddress), ControlError> {
-        guard let vni = VNI(segment) else { return .failure(ControlError("segment: \(segment) is over the 24-bit maximum \(VNI.max)")) }
+    /// The segment and inner MAC of a forwarding command; the error is a one-line reason.
+    public static func forwardingKey(segment: UInt32, mac: String) throws(ControlError) -> (VNI, MACAddress) {
+        guard let vni = VNI(segment) else { throw ControlError("segment: \(segment) is over the 24-bit maximum \(VNI.max)") }
         guard let address = MACAddress(mac) else {
-            return .failure(ControlError("mac: '\(mac)' is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)"))
+            throw ControlError("mac: '\(mac)' is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)")
         }
-        return .success((vni, address))
+        return (vni, address)
     }
 }
 
@@ -45,18 +45,14 @@ public struct TunnelSpec: Codable, Sendable, Equatable {
 
     /// The tunnel, or a one-line reason naming the field. The checks that involve the
     /// uplink and other tunnels are the overlay's (`TunnelRules`).
-    public func tunnel() -> Result<Tunnel, ControlError> {
+    public func tunnel() throws(ControlError) -> Tunnel {
         guard let type = EncapsulationType(rawValue: type) else {
-            return .failure(ControlError("type: " + TunnelRules.unknownTypeMessage(self.type)))
+            throw ControlError("type: " + TunnelRules.unknownTypeMessage(self.type))
         }
-        guard let remote = IPv4Address(remote) else {
-            return .failure(ControlError("remote: '\(self.remote)' is not a valid IPv4 address"))
-        }
-        guard let vni = VNI(vni) else {
-            return .failure(ControlError("vni: \(self.vni) is over the 24-bit maximum \(VNI.max)"))
-        }
-        return .success(Tunnel(name: name, type: type, remote: remote, vni: vni, destinationPort: dstPort,
-                               ttl: ttl ?? 64, dontFragment: df ?? true, flowID: flowID ?? 0))
+        guard let remote = IPv4Address(remote) else { throw ControlError("remote: '\(self.remote)' is not a valid IPv4 address") }
+        guard let vni = VNI(vni) else { throw ControlError("vni: \(self.vni) is over the 24-bit maximum \(VNI.max)") }
+        return Tunnel(name: name, type: type, remote: remote, vni: vni, destinationPort: dstPort,
+                      ttl: ttl ?? 64, dontFragment: df ?? true, flowID: flowID ?? 0)
     }
 }
 

@@ -25,6 +25,9 @@ public struct Overlay: Sendable {
     public let access: [BoundAccessPort]
     /// Tunnels in the order they were created.
     public private(set) var tunnels: [Tunnel] = []
+    /// Indexes of `tunnels`, so that checking a new tunnel costs no scan of the others.
+    private var byName: [String: Tunnel] = [:]
+    private var byEndpoint: [TunnelRules.Endpoint: String] = [:]
     public private(set) var forwarding: [MACKey: String] = [:]
     public private(set) var flood: [VNI: [String]] = [:]
     public private(set) var neighbors: TunnelNeighborTable
@@ -48,7 +51,7 @@ public struct Overlay: Sendable {
     }
 
     public func tunnel(named name: String) -> Tunnel? {
-        tunnels.first { $0.name == name }
+        byName[name]
     }
 
     public func nextHop(of tunnel: Tunnel) -> IPv4Address? {
@@ -66,20 +69,23 @@ public struct Overlay: Sendable {
         if let problem = TunnelRules.portProblem(tunnel, among: tunnels) {
             throw .invalidTunnel(tunnel.name, problem.description)
         }
-        if let twin = tunnels.first(where: { TunnelRules.sameEndpoint($0, tunnel) }) {
-            throw .invalidTunnel(tunnel.name, TunnelRules.duplicateMessage(tunnel, of: twin.name))
+        if let twin = byEndpoint[TunnelRules.Endpoint(tunnel)] {
+            throw .invalidTunnel(tunnel.name, TunnelRules.duplicateMessage(tunnel, of: twin))
         }
         let hop = nextHop(of: tunnel)!
         let result = neighbors.attach(tunnel: tunnel.name, nextHop: hop, nowMs: nowMs)
         if result == .full { throw .nextHopTableFull(hop) }
         tunnels.append(tunnel)
+        byName[tunnel.name] = tunnel
+        byEndpoint[TunnelRules.Endpoint(tunnel)] = tunnel.name
         return result
     }
 
     /// Deletes a tunnel with its forwarding entries and flood-list memberships.
     public mutating func deleteTunnel(named name: String, nowMs: UInt64) throws(OverlayError) -> DeletedTunnel {
-        guard let index = tunnels.firstIndex(where: { $0.name == name }) else { throw .unknownTunnel(name) }
-        let tunnel = tunnels.remove(at: index)
+        guard let tunnel = byName.removeValue(forKey: name) else { throw .unknownTunnel(name) }
+        tunnels.removeAll { $0.name == name }
+        byEndpoint[TunnelRules.Endpoint(tunnel)] = nil
         let before = forwarding.count
         forwarding = forwarding.filter { $0.value != name }
         var floodLeft = 0

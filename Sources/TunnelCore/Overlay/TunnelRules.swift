@@ -74,20 +74,33 @@ public enum TunnelRules {
         for type in [EncapsulationType.vxlan, .geneve] where type != tunnel.type && type.defaultDestinationPort == port {
             return Problem(field: "dst_port", message: "dst_port \(port) is the registered \(type.rawValue) port, so it cannot carry \(tunnel.type.rawValue)")
         }
-        if let other = others.first(where: { $0.destinationPort == port && $0.type != tunnel.type }) {
-            return Problem(field: "dst_port", message: "dst_port \(port) already carries \(other.type.rawValue) for tunnel '\(other.name)'")
-        }
         let registered = Set([EncapsulationType.vxlan, .geneve].compactMap(\.defaultDestinationPort))
-        let custom = Set((others + [tunnel]).compactMap(\.destinationPort)).subtracting(registered)
-        if custom.count > maxCustomPorts {
-            return Problem(field: "dst_port", message: "at most \(maxCustomPorts) UDP ports besides 4789 and 6081 can be in use, this would be \(custom.count)")
+        if registered.contains(port) { return nil }
+        if let other = others.first(where: { $0.destinationPort == port }) {
+            return other.type == tunnel.type ? nil
+                : Problem(field: "dst_port", message: "dst_port \(port) already carries \(other.type.rawValue) for tunnel '\(other.name)'")
+        }
+        // A port new to the uplink: count the ones in use only then (a few times at most).
+        let custom = Set(others.compactMap(\.destinationPort)).subtracting(registered)
+        if custom.count + 1 > maxCustomPorts {
+            return Problem(field: "dst_port", message: "at most \(maxCustomPorts) UDP ports besides 4789 and 6081 can be in use, this would be \(custom.count + 1)")
         }
         return nil
     }
 
-    /// Two tunnels that would put the same outer header on the wire.
-    public static func sameEndpoint(_ a: Tunnel, _ b: Tunnel) -> Bool {
-        a.type == b.type && a.remote == b.remote && a.vni == b.vni && a.destinationPort == b.destinationPort
+    /// What makes two tunnels put the same outer header on the wire.
+    public struct Endpoint: Hashable, Sendable {
+        var type: EncapsulationType
+        var remote: IPv4Address
+        var vni: VNI
+        var port: UInt16?
+
+        public init(_ tunnel: Tunnel) {
+            type = tunnel.type
+            remote = tunnel.remote
+            vni = tunnel.vni
+            port = tunnel.destinationPort
+        }
     }
 
     public static func duplicateMessage(_ tunnel: Tunnel, of other: String) -> String {

@@ -27,10 +27,9 @@ public struct AccessBinding: Sendable, Equatable {
     /// 0 = frames are carried unchanged, tagged or not.
     public var vlan: UInt16
 
-    public static let unbound = AccessBinding(segment: unboundSegment, vlan: 0)
-    /// The segment of a port that is not an access port; a literal, so that comparing
-    /// with it costs no global access per packet.
-    public static var unboundSegment: UInt16 { 0xFFFF }
+    /// A port that is not an access port. Workers never see it: they receive only on
+    /// access ports, and every snapshot binds all of them.
+    public static let unbound = AccessBinding(segment: 0xFFFF, vlan: 0)
 
     public init(segment: UInt16, vlan: UInt16) {
         self.segment = segment

@@ -5,63 +5,43 @@ import TunnelCore
 /// to the model, published to the workers as a new snapshot and reported in one line, and
 /// the neighbor and pending reports, which telemetry also publishes.
 extension ControlCore {
+    /// A refused request changes nothing and is answered with the reason in one line.
     mutating func handle(_ request: ControlRequest) -> ControlReply {
-        let now = Clock.milliseconds
+        do {
+            return try perform(request, nowMs: Clock.milliseconds)
+        } catch {
+            return .failure("\(error)")
+        }
+    }
+
+    private mutating func perform(_ request: ControlRequest, nowMs now: UInt64) throws -> ControlReply {
         switch request {
         case .tunnelAdd(let spec):
-            let tunnel: Tunnel
-            switch spec.tunnel() {
-            case .success(let t): tunnel = t
-            case .failure(let error): return .failure(error.description)
-            }
-            do {
-                let attached = try overlay.addTunnel(tunnel, nowMs: now)
-                publishForwarding()
-                let hop = overlay.nextHop(of: tunnel)!
-                if case .added(let id) = attached { apply(resolver.attach(hop, id: id, nowMs: now)) }
-                publishTelemetry(nowMs: now)
-                let state = resolver.tunnelNeighbors[hop].map { $0.published == nil ? "resolving" : "resolved" } ?? "?"
-                return ControlReply(ok: true, message: "tunnel \(tunnel.name) added: \(tunnel.type.rawValue) to \(tunnel.remote) vni \(tunnel.vni), next hop \(hop) (\(state))")
-            } catch {
-                return .failure(error.description)
-            }
+            let tunnel = try spec.tunnel()
+            let attached = try overlay.addTunnel(tunnel, nowMs: now)
+            publishForwarding()
+            let hop = overlay.nextHop(of: tunnel)!
+            if case .added(let id) = attached { apply(resolver.attach(hop, id: id, nowMs: now)) }
+            publishTelemetry(nowMs: now)
+            let state = resolver.tunnelNeighbors[hop].map { $0.published == nil ? "resolving" : "resolved" } ?? "?"
+            return ControlReply(ok: true, message: "tunnel \(tunnel.name) added: \(tunnel.type.rawValue) to \(tunnel.remote) vni \(tunnel.vni), next hop \(hop) (\(state))")
         case .tunnelDelete(let name):
-            do {
-                let deleted = try overlay.deleteTunnel(named: name, nowMs: now)
-                publishForwarding()
-                if let gone = deleted.removedNextHop { apply(resolver.detach(gone.address, nowMs: now)) }
-                publishTelemetry(nowMs: now)
-                return ControlReply(ok: true, message: "tunnel \(name) deleted with \(deleted.forwardingEntriesRemoved) forwarding entr\(deleted.forwardingEntriesRemoved == 1 ? "y" : "ies") and \(deleted.floodListsLeft) flood-list membership(s)"
-                    + (deleted.removedNextHop.map { "; next hop \($0.address) no longer tracked" } ?? ""))
-            } catch {
-                return .failure(error.description)
-            }
+            let deleted = try overlay.deleteTunnel(named: name, nowMs: now)
+            publishForwarding()
+            if let gone = deleted.removedNextHop { apply(resolver.detach(gone.address, nowMs: now)) }
+            publishTelemetry(nowMs: now)
+            return ControlReply(ok: true, message: "tunnel \(name) deleted with \(deleted.forwardingEntriesRemoved) forwarding entr\(deleted.forwardingEntriesRemoved == 1 ? "y" : "ies") and \(deleted.floodListsLeft) flood-list membership(s)"
+                + (deleted.removedNextHop.map { "; next hop \($0.address) no longer tracked" } ?? ""))
         case .forwardingAdd(let segment, let macText, let name):
-            let vni: VNI, mac: MACAddress
-            switch ControlRequest.forwardingKey(segment: segment, mac: macText) {
-            case .success(let key): (vni, mac) = key
-            case .failure(let error): return .failure(error.description)
-            }
-            do {
-                try overlay.addForwarding(segment: vni, mac: mac, tunnel: name)
-                publishForwarding()
-                return ControlReply(ok: true, message: "segment \(vni): \(mac) -> tunnel \(name)")
-            } catch {
-                return .failure(error.description)
-            }
+            let (vni, mac) = try ControlRequest.forwardingKey(segment: segment, mac: macText)
+            try overlay.addForwarding(segment: vni, mac: mac, tunnel: name)
+            publishForwarding()
+            return ControlReply(ok: true, message: "segment \(vni): \(mac) -> tunnel \(name)")
         case .forwardingDelete(let segment, let macText):
-            let vni: VNI, mac: MACAddress
-            switch ControlRequest.forwardingKey(segment: segment, mac: macText) {
-            case .success(let key): (vni, mac) = key
-            case .failure(let error): return .failure(error.description)
-            }
-            do {
-                try overlay.deleteForwarding(segment: vni, mac: mac)
-                publishForwarding()
-                return ControlReply(ok: true, message: "segment \(vni): \(mac) removed")
-            } catch {
-                return .failure(error.description)
-            }
+            let (vni, mac) = try ControlRequest.forwardingKey(segment: segment, mac: macText)
+            try overlay.deleteForwarding(segment: vni, mac: mac)
+            publishForwarding()
+            return ControlReply(ok: true, message: "segment \(vni): \(mac) removed")
         case .neighborShow(let all):
             return ControlReply(ok: true, message: "\(overlay.neighbors.count) tunnel neighbor(s)",
                                 neighbors: neighborRows(nowMs: now), underlay: all ? underlayRows(nowMs: now) : nil)

@@ -77,7 +77,7 @@ struct ControlCore {
                 }
                 work += n + m
             }
-            work += receiveFromUplink(nowMs: now)
+            work += receiveFromUplink(into: frames, nowMs: now)
             apply(resolver.tick(nowMs: now))
             work += server.serve { handle($0) }
             publisher.reclaim()
@@ -130,11 +130,12 @@ struct ControlCore {
 
     /// Frames that the device steered to the control core's own RX queue: ARP is ours,
     /// the rest goes to a worker, the flow's hash choosing which, so a flow stays in order.
-    private mutating func receiveFromUplink(nowMs: UInt64) -> Int {
-        var burst = [OpaquePointer?](repeating: nil, count: Self.burst)
-        let n = Int(rte_eth_rx_burst(uplink.rawValue, queue, &burst, UInt16(Self.burst)))
+    private mutating func receiveFromUplink(into frames: UnsafeMutablePointer<UnsafeMutableRawPointer?>, nowMs: UInt64) -> Int {
+        let burst = UnsafeMutableRawPointer(frames).assumingMemoryBound(to: OpaquePointer?.self)
+        let n = Int(rte_eth_rx_burst(uplink.rawValue, queue, burst, UInt16(Self.burst)))
         if n > 0 { counters.add(.rx, n) }
-        for case let m? in burst.prefix(n) {
+        for i in 0..<n {
+            let m = burst[i].unsafelyUnwrapped
             let length = Int(tf_mbuf_data_len(m))
             if length >= HeaderSize.ethernet, EthernetFrame.etherType(of: tf_mbuf_data(m)!) == .arp {
                 receiveARP(m, nowMs: nowMs)

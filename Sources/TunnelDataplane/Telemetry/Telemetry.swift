@@ -162,26 +162,18 @@ enum Telemetry {
         guard let source else { return -1 }
         let state = source.state
         d.startDictionary()
-        if all {
-            for row in state.underlay.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
-                guard let n = TelemetryData.allocate() else { continue }
-                n.startDictionary()
-                n.add("address", row.address)
-                n.add("state", row.state)
-                n.add("mac", row.mac ?? "")
-                n.add("age_ms", row.ageMs)
-                d.add(TelemetryData.key(row.address), container: n)
-            }
-            return 0
-        }
-        for row in state.neighbors.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
+        // The underlay rows are the tunnel rows' first fields: one writer for both.
+        let rows: [(address: String, state: String, mac: String?, ageMs: UInt64?, tunnels: [String]?)] = all
+            ? state.underlay.map { ($0.address, $0.state, $0.mac, $0.ageMs, nil) }
+            : state.neighbors.map { ($0.address, $0.state, $0.mac, $0.ageMs, $0.tunnels) }
+        for row in rows.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
             guard let n = TelemetryData.allocate() else { continue }
             n.startDictionary()
             n.add("address", row.address)
             n.add("state", row.state)
             n.add("mac", row.mac ?? "")
             if let age = row.ageMs { n.add("age_ms", age) }
-            n.add("tunnels", row.tunnels.joined(separator: ","))
+            if let tunnels = row.tunnels { n.add("tunnels", tunnels.joined(separator: ",")) }
             d.add(TelemetryData.key(row.address), container: n)
         }
         return 0

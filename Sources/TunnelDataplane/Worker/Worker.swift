@@ -109,6 +109,7 @@ struct Worker {
             toUplink.flush(counters: counters)
             for i in setup.accessPorts.indices { toAccess[i].flush(counters: counters) }
             counters.add(.encapsulated, encapsulated)
+            counters.set(.pendingNow, pending.count)
             encapsulated = 0
             busySince = start
             movedSince = moved
@@ -183,10 +184,6 @@ struct Worker {
     /// or `consumed` when the frame was dropped.
     @inline(__always)
     private mutating func classify(_ m: OpaquePointer, binding: AccessBinding, key: UnsafeMutablePointer<UInt64>) -> UInt32 {
-        guard binding.segment != AccessBinding.unboundSegment else {
-            drop(m, .noTunnel)
-            return Self.consumed
-        }
         var frame = tf_mbuf_data(m).unsafelyUnwrapped
         let length = Int(tf_mbuf_data_len(m))
         guard length >= HeaderSize.ethernet else {
@@ -212,16 +209,27 @@ struct Worker {
     @inline(never)
     private mutating func flood(_ m: OpaquePointer, segment: UInt16, view: UnsafePointer<ForwardingView>) {
         let tunnels = view.pointee.floodList(segment: segment)
-        guard let last = tunnels.last else { return drop(m, .noTunnel) }
-        for tunnel in tunnels.dropLast() {
-            guard let copy = rte_pktmbuf_copy(m, setup.pool.pointer, 0, UInt32.max) else {
+        guard !tunnels.isEmpty else { return drop(m, .noTunnel) }
+        Self.replicate(m, to: tunnels, pool: setup.pool, counters: counters) { frame, tunnel in
+            encapsulate(frame, into: view.pointee.entry(tunnel))
+        }
+    }
+
+    /// Hands `body` one copy of `m` per target but the last, which gets `m` itself. A copy
+    /// that finds no mbuf is counted and skipped. Static, so that `body` may use `self`.
+    private static func replicate<Target>(
+        _ m: OpaquePointer, to targets: UnsafeBufferPointer<Target>, pool: MbufPool, counters: CounterBlock,
+        _ body: (OpaquePointer, Target) -> Void
+    ) {
+        for target in targets.dropLast() {
+            guard let copy = rte_pktmbuf_copy(m, pool.pointer, 0, UInt32.max) else {
                 counters.drop(.noMbuf)
                 continue
             }
             counters.add(.floodCopies)
-            encapsulate(copy, into: view.pointee.entry(tunnel))
+            body(copy, target)
         }
-        encapsulate(m, into: view.pointee.entry(last))
+        body(m, targets[targets.count - 1])
     }
 
     @inline(__always)
@@ -260,7 +268,6 @@ struct Worker {
         switch pending.enqueue(UnsafeMutableRawPointer(m), nextHop: nextHop, deadline: now &+ setup.lifetimeCycles) {
         case .buffered(let isFirst):
             counters.add(.buffered)
-            counters.set(.pendingNow, pending.count)
             if isFirst {
                 // A full ring only delays the request: the control core retries on its own.
                 _ = rte_ring_sp_enqueue(setup.misses, UnsafeMutableRawPointer(bitPattern: UInt(nextHop.rawValue) &+ 1))
@@ -301,7 +308,6 @@ struct Worker {
         pending = buffer
         // Until a drain completes, the next iteration walks again.
         if complete { drainedAt = resolutions }
-        counters.set(.pendingNow, pending.count)
         return before &- pending.count
     }
 
@@ -348,21 +354,15 @@ struct Worker {
     private mutating func deliver(_ m: OpaquePointer, vni: VNI, innerOffset: Int, innerLength: Int, view: UnsafePointer<ForwardingView>) {
         guard let segment = view.pointee.segment(vni: vni) else { return drop(m, .unknownVNI) }
         let targets = view.pointee.deliveries(segment: segment)
-        guard let last = targets.last else { return drop(m, .unknownVNI) }
+        guard !targets.isEmpty else { return drop(m, .unknownVNI) }
         _ = rte_pktmbuf_adj(m, UInt16(truncatingIfNeeded: innerOffset))
         // Ethernet padding after a short outer packet is not part of the inner frame.
         let padding = Int(tf_mbuf_pkt_len(m)) &- innerLength
         if padding > 0 { _ = rte_pktmbuf_trim(m, UInt16(truncatingIfNeeded: padding)) }
         counters.add(.decapsulated)
-        for target in targets.dropLast() {
-            guard let copy = rte_pktmbuf_copy(m, setup.pool.pointer, 0, UInt32.max) else {
-                counters.drop(.noMbuf)
-                continue
-            }
-            counters.add(.floodCopies)
-            send(copy, to: target)
+        Self.replicate(m, to: targets, pool: setup.pool, counters: counters) { frame, target in
+            send(frame, to: target)
         }
-        send(m, to: last)
     }
 
     @inline(__always)
