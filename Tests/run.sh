@@ -1,5 +1,5 @@
 #!/bin/bash
-# THE test command of tunnelfwd:   sudo Tests/run.sh
+# THE test command of tunnelfwd, as root:   Tests/run.sh
 #
 #   1. deploy/install-deps.sh    Debian packages + hugepages (skip with TUNNELFWD_SKIP_DEPS=1)
 #   2. swift build -c release    tunnelfwd and tunnelctl under test

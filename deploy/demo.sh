@@ -1,5 +1,5 @@
 #!/bin/bash
-# THE "try it" command:   sudo deploy/demo.sh [--duration SECONDS] [--no-install] [--no-build]
+# THE "try it" command, as root:   deploy/demo.sh [--duration SECONDS] [--no-install] [--no-build]
 #
 # Installs the dependencies, builds tunnelfwd, and runs it between two network
 # namespaces on this machine (nothing leaves the machine):
