@@ -2,28 +2,46 @@
 /// that picks the outer UDP source port, so that the underlay's ECMP and the remote
 /// NIC's RSS spread tunnels by inner flow while every flow keeps one path (in order).
 ///
-/// Fields that the frame does not have, or that its length does not cover, are zero:
-/// a non-IPv4 frame is hashed by its MAC addresses, an IPv4 fragment (or a protocol
-/// other than TCP and UDP) by MAC and IP addresses and protocol.
+/// As in Linux's flow dissector, an IPv4 flow is its addresses, protocol and ports, not
+/// the MAC addresses of the hop it was seen on; a frame that is not IPv4 is its MACs.
+/// Fields that the frame does not have, or that its length does not cover, are zero: an
+/// IPv4 fragment, or a protocol other than TCP and UDP, has no ports.
 @frozen
 public struct InnerFlow: Equatable, Sendable {
     public var destinationMAC: MACAddress
     public var sourceMAC: MACAddress
+    /// Whether the frame carries an IPv4 header (one VLAN tag looked through); the
+    /// fields below are zero otherwise.
+    public var isIPv4: Bool
     public var sourceAddress: IPv4Address
     public var destinationAddress: IPv4Address
     public var ipProtocol: IPProtocol
     public var sourcePort: UInt16
     public var destinationPort: UInt16
 
+    /// The flow of a frame that is not IPv4.
+    @inlinable
+    public init(destinationMAC: MACAddress, sourceMAC: MACAddress) {
+        self.destinationMAC = destinationMAC
+        self.sourceMAC = sourceMAC
+        isIPv4 = false
+        sourceAddress = IPv4Address(rawValue: 0)
+        destinationAddress = IPv4Address(rawValue: 0)
+        ipProtocol = IPProtocol(rawValue: 0)
+        sourcePort = 0
+        destinationPort = 0
+    }
+
+    /// The flow of an IPv4 frame.
     @inlinable
     public init(
         destinationMAC: MACAddress, sourceMAC: MACAddress,
-        sourceAddress: IPv4Address = IPv4Address(rawValue: 0),
-        destinationAddress: IPv4Address = IPv4Address(rawValue: 0),
-        ipProtocol: IPProtocol = IPProtocol(rawValue: 0), sourcePort: UInt16 = 0, destinationPort: UInt16 = 0
+        sourceAddress: IPv4Address, destinationAddress: IPv4Address,
+        ipProtocol: IPProtocol, sourcePort: UInt16 = 0, destinationPort: UInt16 = 0
     ) {
         self.destinationMAC = destinationMAC
         self.sourceMAC = sourceMAC
+        isIPv4 = true
         self.sourceAddress = sourceAddress
         self.destinationAddress = destinationAddress
         self.ipProtocol = ipProtocol
@@ -51,6 +69,7 @@ public struct InnerFlow: Equatable, Sendable {
         let headerLength = Int(versionAndIHL & 0x0F) &* 4
         guard versionAndIHL >> 4 == 4, headerLength >= HeaderSize.ipv4, length &- ip >= headerLength else { return }
 
+        isIPv4 = true
         // Source and destination are adjacent: one load yields both.
         let addresses = UInt64(bigEndian: frame.loadUnaligned(fromByteOffset: ip &+ 12, as: UInt64.self))
         sourceAddress = IPv4Address(rawValue: UInt32(truncatingIfNeeded: addresses >> 32))
@@ -68,20 +87,23 @@ public struct InnerFlow: Equatable, Sendable {
         destinationPort = UInt16(truncatingIfNeeded: ports)
     }
 
-    /// A 32-bit hash of all the fields: deterministic (no per-run seed) and the same on
-    /// every host, so a flow keeps its outer source port across restarts.
+    /// A 32-bit hash of the flow: deterministic (no per-run seed) and the same on every
+    /// host, so a flow keeps its outer source port across restarts.
     ///
-    /// It is defined on the fields as they lie in an untagged IPv4 header, read as
-    /// little-endian words (`mix`), so that `hash(frame:length:)` can hash the common frame
+    /// It is defined on the fields as they lie in the frame, read as little-endian words
+    /// (`mixNetwork`, `mixLink`), so that `hash(frame:length:)` can hash the common frame
     /// straight from its bytes and still agree with this for every frame.
     @inlinable @inline(__always)
     public var hash: UInt32 {
-        Self.mix(
-            macs: (destinationMAC.rawValue << 16 | sourceMAC.rawValue >> 32).byteSwapped,
-            macsTail: UInt64(UInt32(truncatingIfNeeded: sourceMAC.rawValue).byteSwapped),
-            ipProtocol: ipProtocol.rawValue,
+        guard isIPv4 else {
+            return Self.mixLink(
+                macs: (destinationMAC.rawValue << 16 | sourceMAC.rawValue >> 32).byteSwapped,
+                macsTail: UInt32(truncatingIfNeeded: sourceMAC.rawValue).byteSwapped)
+        }
+        return Self.mixNetwork(
             addresses: (UInt64(sourceAddress.rawValue) << 32 | UInt64(destinationAddress.rawValue)).byteSwapped,
-            ports: UInt64((UInt32(sourcePort) << 16 | UInt32(destinationPort)).byteSwapped))
+            ipProtocol: ipProtocol.rawValue,
+            ports: (UInt32(sourcePort) << 16 | UInt32(destinationPort)).byteSwapped)
     }
 
     /// The hash of the flow of the frame at `frame`, equal to
@@ -102,23 +124,28 @@ public struct InnerFlow: Equatable, Sendable {
         // Ports identify the flow only in unfragmented TCP and UDP (as in the parse).
         let hasPorts = (ipProtocol == IPProtocol.tcp.rawValue || ipProtocol == IPProtocol.udp.rawValue)
             && fragmentAndProtocol & 0x3FFF_0000 == 0
-        return mix(
-            macs: frame.loadUnaligned(as: UInt64.self),
-            macsTail: UInt64(frame.loadUnaligned(fromByteOffset: 8, as: UInt32.self)),
-            ipProtocol: ipProtocol,
+        return mixNetwork(
             addresses: frame.loadUnaligned(fromByteOffset: 26, as: UInt64.self),
-            ports: hasPorts ? UInt64(frame.loadUnaligned(fromByteOffset: 34, as: UInt32.self)) : 0)
+            ipProtocol: ipProtocol,
+            ports: hasPorts ? frame.loadUnaligned(fromByteOffset: 34, as: UInt32.self) : 0)
     }
 
-    /// Two independent folded multiplies (the high and low halves of the 128-bit product
-    /// xored, as in wyhash), over the link fields and over the network fields, xored and
-    /// folded to 32 bits. No table lookups.
+    /// One folded multiply (the high and low halves of the 128-bit product xored, as in
+    /// wyhash) of the addresses and of protocol and ports, folded to 32 bits.
     @inlinable @inline(__always)
-    static func mix(macs: UInt64, macsTail: UInt64, ipProtocol: UInt8, addresses: UInt64, ports: UInt64) -> UInt32 {
-        let link = foldedMultiply(macs ^ 0xA076_1D64_78BD_642F, (macsTail | UInt64(ipProtocol) << 32) ^ 0xE703_7ED1_A0B4_28DB)
-        let network = foldedMultiply(addresses ^ 0x8EBC_6AF0_9C88_C6E3, ports ^ 0x5899_65CC_7537_4CC3)
-        let h = link ^ network
-        return UInt32(truncatingIfNeeded: h ^ h >> 32)
+    static func mixNetwork(addresses: UInt64, ipProtocol: UInt8, ports: UInt32) -> UInt32 {
+        fold(foldedMultiply(addresses ^ 0x8EBC_6AF0_9C88_C6E3, (UInt64(ipProtocol) << 32 | UInt64(ports)) ^ 0x5899_65CC_7537_4CC3))
+    }
+
+    /// The same over the 12 bytes of MAC addresses, with other constants.
+    @inlinable @inline(__always)
+    static func mixLink(macs: UInt64, macsTail: UInt32) -> UInt32 {
+        fold(foldedMultiply(macs ^ 0xA076_1D64_78BD_642F, UInt64(macsTail) ^ 0xE703_7ED1_A0B4_28DB))
+    }
+
+    @inlinable @inline(__always)
+    static func fold(_ h: UInt64) -> UInt32 {
+        UInt32(truncatingIfNeeded: h ^ h >> 32)
     }
 
     /// Maps a flow hash onto the dynamic port range 49152…65535, as RFC 7348 §5

@@ -13,8 +13,8 @@
 @frozen
 public struct OuterHeaderTemplate: Sendable {
     // The header in 8-byte words, each held as the native integer whose memory
-    // representation is those eight header bytes, so unchanged words are stored as
-    // they are and only the patched ones are byte-swapped. `head` covers bytes 0..<40,
+    // representation is those eight header bytes, with zeros where the per-packet
+    // fields go: words are stored as they are, fields ORed in. `head` covers bytes 0..<40,
     // `tail` the last 16 bytes (from `length - 16`), so that 7 stores write exactly
     // `length` bytes for either length and nothing after it: the inner frame follows.
     //
@@ -34,12 +34,7 @@ public struct OuterHeaderTemplate: Sendable {
 
     /// Whether the outer DF bit is set (then the IPv4 identification stays 0).
     @inlinable
-    public var dontFragment: Bool { UInt64(bigEndian: head.2) & 0x4000_0000 != 0 }
-
-    /// The bits of bytes 32..<40 (big-endian view) that are the UDP source port and
-    /// length; none for NVGRE.
-    @inlinable
-    var udpFieldMask: UInt64 { carriesUDP ? 0x0000_FFFF_0000_FFFF : 0 }
+    public var dontFragment: Bool { head.2 & 0x40_0000_0000 != 0 }
 
     /// The outer IPv4 total length minus the inner frame length: an inner frame of
     /// `n` bytes fits an underlay MTU `mtu` when `n + mtuOverhead <= mtu`.
@@ -146,7 +141,8 @@ public struct OuterHeaderTemplate: Sendable {
     ///   - nextHopMAC: the outer destination MAC address.
     ///   - sourcePort: the UDP source port (see `InnerFlow.udpSourcePort`); ignored
     ///     for NVGRE.
-    ///   - identification: the IPv4 identification; 0 when DF is set (RFC 6864 §4.1).
+    ///   - identification: the IPv4 identification, used only without DF: with DF set
+    ///     it is 0 (RFC 6864 §4.1).
     /// - Precondition: `innerLength + mtuOverhead <= 65535`, which any MTU check
     ///   ensures.
     @inlinable @inline(__always)
@@ -154,6 +150,7 @@ public struct OuterHeaderTemplate: Sendable {
         to header: UnsafeMutableRawPointer, innerLength: Int,
         nextHopMAC: MACAddress, sourcePort: UInt16, identification: UInt16
     ) {
+        let identification = dontFragment ? 0 : identification
         let totalLength = UInt16(truncatingIfNeeded: innerLength &+ mtuOverhead)
         let udpLength = UInt16(truncatingIfNeeded: innerLength &+ length &- HeaderSize.ethernet &- HeaderSize.ipv4)
 
@@ -162,22 +159,22 @@ public struct OuterHeaderTemplate: Sendable {
         sum = (sum >> 16) &+ (sum & 0xFFFF)
         let checksum = ~UInt16(truncatingIfNeeded: sum)
 
-        // Patched in the big-endian view, where a field's bytes are where they are read.
-        let w0 = UInt64(bigEndian: head.0) & 0xFFFF | nextHopMAC.rawValue << 16
-        let w2 = UInt64(bigEndian: head.2) & 0x0000_0000_FFFF_FFFF
-            | UInt64(totalLength) << 48 | UInt64(identification) << 32
-        let w3 = UInt64(bigEndian: head.3) & 0x0000_FFFF_FFFF_FFFF | UInt64(checksum) << 48
-        let w4 = UInt64(bigEndian: head.4) & ~udpFieldMask
-            | (UInt64(sourcePort) << 32 | UInt64(udpLength)) & udpFieldMask
+        // The template holds zeros where these fields go, so patching is an OR of each
+        // field's bytes at its place in the little-endian view of the word.
+        let w0 = head.0 | (nextHopMAC.rawValue << 16).byteSwapped
+        let w2 = head.2 | UInt64(totalLength.byteSwapped) | UInt64(identification.byteSwapped) << 16
+        let w3 = head.3 | UInt64(checksum.byteSwapped)
+        let udpFields = UInt64(sourcePort.byteSwapped) << 16 | UInt64(udpLength.byteSwapped) << 48
+        let w4 = head.4 | (carriesUDP ? udpFields : 0)
 
         // The tail first: the head words overwrite its first bytes with patched values.
         header.storeBytes(of: tail.0, toByteOffset: length &- 16, as: UInt64.self)
         header.storeBytes(of: tail.1, toByteOffset: length &- 8, as: UInt64.self)
-        header.storeBytes(of: w0.bigEndian, toByteOffset: 0, as: UInt64.self)
+        header.storeBytes(of: w0, toByteOffset: 0, as: UInt64.self)
         header.storeBytes(of: head.1, toByteOffset: 8, as: UInt64.self)
-        header.storeBytes(of: w2.bigEndian, toByteOffset: 16, as: UInt64.self)
-        header.storeBytes(of: w3.bigEndian, toByteOffset: 24, as: UInt64.self)
-        header.storeBytes(of: w4.bigEndian, toByteOffset: 32, as: UInt64.self)
+        header.storeBytes(of: w2, toByteOffset: 16, as: UInt64.self)
+        header.storeBytes(of: w3, toByteOffset: 24, as: UInt64.self)
+        header.storeBytes(of: w4, toByteOffset: 32, as: UInt64.self)
     }
 }
 

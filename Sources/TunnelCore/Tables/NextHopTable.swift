@@ -37,11 +37,19 @@ public struct NextHopTable: @unchecked Sendable {
         words.deallocate()
     }
 
+    /// The next hop's MAC and whether it is resolved, from one load; the MAC is zero
+    /// until it is. The hot path writes the MAC first and decides later.
+    @inlinable @inline(__always)
+    public func destination(_ id: NextHopID) -> (mac: MACAddress, isResolved: Bool) {
+        let word = AtomicWord.atomicLoad(at: words + Int(id.rawValue), ordering: .relaxed)
+        return (MACAddress(rawValue: word), word & Self.resolvedBit != 0)
+    }
+
     /// The MAC to put in the outer header, or `nil` while the next hop is unresolved.
     @inlinable @inline(__always)
     public func resolvedMAC(_ id: NextHopID) -> MACAddress? {
-        let word = AtomicWord.atomicLoad(at: words + Int(id.rawValue), ordering: .relaxed)
-        return word & Self.resolvedBit != 0 ? MACAddress(rawValue: word) : nil
+        let destination = destination(id)
+        return destination.isResolved ? destination.mac : nil
     }
 
     /// Publishes a resolved MAC (control core only).

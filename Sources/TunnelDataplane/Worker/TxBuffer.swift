@@ -20,13 +20,18 @@ struct TxBuffer {
     mutating func append(_ m: OpaquePointer, counters: CounterBlock) {
         packets[count] = m
         count &+= 1
-        if count == capacity { flush(counters: counters) }
+        if count == capacity { send(counters: counters) }
     }
 
     @inline(__always)
     mutating func flush(counters: CounterBlock) {
-        guard count > 0 else { return }
-        let sent = Int(rte_eth_tx_burst(port, queue, packets, UInt16(count)))
+        if count > 0 { send(counters: counters) }
+    }
+
+    /// Out of line: once a burst, and it keeps the callers' loops small.
+    @inline(never)
+    private mutating func send(counters: CounterBlock) {
+        let sent = Int(rte_eth_tx_burst(port, queue, packets, UInt16(truncatingIfNeeded: count)))
         counters.add(.tx, sent)
         if sent < count {
             rte_pktmbuf_free_bulk(packets + sent, UInt32(count &- sent))
