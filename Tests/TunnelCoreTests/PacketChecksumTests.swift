@@ -78,4 +78,17 @@ final class PacketChecksumTests: XCTestCase {
         XCTAssertEqual(InternetChecksum.fold(0x0001_0000), 0x0001)
         XCTAssertEqual(InternetChecksum.fold(0x0003_FFFD), 0x0001)
     }
+
+    func testAddWrapsTheCarryAroundInEitherByteOrder() {
+        XCTAssertEqual(InternetChecksum.add(0xFFFF, 0x0001), 0x0001)
+        XCTAssertEqual(InternetChecksum.add(0x8000, 0x8000), 0x0001)
+        XCTAssertEqual(InternetChecksum.add(0x1234, 0x0000), 0x1234)
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<10_000 {
+            let a = UInt16.random(in: .min ... .max, using: &generator)
+            let b = UInt16.random(in: .min ... .max, using: &generator)
+            XCTAssertEqual(InternetChecksum.add(a, b), InternetChecksum.fold(UInt64(a) + UInt64(b)), "\(a) \(b)")
+            XCTAssertEqual(InternetChecksum.add(a.byteSwapped, b.byteSwapped), InternetChecksum.add(a, b).byteSwapped)
+        }
+    }
 }

@@ -69,6 +69,14 @@ public enum InternetChecksum {
         return fold(sum) == 0xFFFF
     }
 
+    /// 16-bit one's-complement addition (an add and an add-with-carry). Like every sum
+    /// here it does not depend on byte order: byte-swapped operands give the swapped sum.
+    @inlinable @inline(__always)
+    public static func add(_ a: UInt16, _ b: UInt16) -> UInt16 {
+        let (s, overflow) = a.addingReportingOverflow(b)
+        return s &+ (overflow ? 1 : 0)
+    }
+
     /// Folds a one's-complement sum held in 64 bits down to 16 bits.
     @inlinable @inline(__always)
     public static func fold(_ sum: UInt64) -> UInt16 {

@@ -22,8 +22,11 @@ public struct OuterHeaderTemplate: Sendable {
     @usableFromInline internal var head: (UInt64, UInt64, UInt64, UInt64, UInt64)
     @usableFromInline internal var tail: (UInt64, UInt64)
     /// The one's-complement sum of the IPv4 header's 16-bit words with total length,
-    /// identification and checksum taken as 0, folded, in host order.
-    public let partialIPv4Checksum: UInt16
+    /// identification and checksum taken as 0, as the two bytes lie in memory.
+    @usableFromInline internal let partialSum: UInt16
+
+    /// The same sum in host order.
+    public var partialIPv4Checksum: UInt16 { UInt16(bigEndian: partialSum) }
     /// VXLAN and Geneve ride on UDP; NVGRE's GRE header sits where UDP's would.
     @usableFromInline internal var carriesUDP: Bool
     public let type: EncapsulationType
@@ -120,7 +123,7 @@ public struct OuterHeaderTemplate: Sendable {
         }
         head = (word(at: 0), word(at: 8), word(at: 16), word(at: 24), word(at: 32))
         tail = (word(at: length - 16), word(at: length - 8))
-        partialIPv4Checksum = UInt16(sum)
+        partialSum = UInt16(sum).bigEndian
         carriesUDP = type != .nvgre
         self.type = type
         precondition(self.length == length)
@@ -150,21 +153,19 @@ public struct OuterHeaderTemplate: Sendable {
         to header: UnsafeMutableRawPointer, innerLength: Int,
         nextHopMAC: MACAddress, sourcePort: UInt16, identification: UInt16
     ) {
-        let identification = dontFragment ? 0 : identification
-        let totalLength = UInt16(truncatingIfNeeded: innerLength &+ mtuOverhead)
-        let udpLength = UInt16(truncatingIfNeeded: innerLength &+ length &- HeaderSize.ethernet &- HeaderSize.ipv4)
-
-        var sum = UInt32(partialIPv4Checksum) &+ UInt32(totalLength) &+ UInt32(identification)
-        sum = (sum >> 16) &+ (sum & 0xFFFF)
-        sum = (sum >> 16) &+ (sum & 0xFFFF)
-        let checksum = ~UInt16(truncatingIfNeeded: sum)
+        // Fields in memory order. The one's-complement sum does not depend on byte order
+        // (RFC 1071 §2 (B)), so summed in memory order the checksum comes out in it too.
+        let totalLength = UInt16(truncatingIfNeeded: innerLength &+ mtuOverhead).bigEndian
+        let identification = dontFragment ? 0 : identification.bigEndian
+        let checksum = ~InternetChecksum.add(InternetChecksum.add(partialSum, totalLength), identification)
+        let udpLength = UInt16(truncatingIfNeeded: innerLength &+ length &- HeaderSize.ethernet &- HeaderSize.ipv4).bigEndian
 
         // The template holds zeros where these fields go, so patching is an OR of each
         // field's bytes at its place in the little-endian view of the word.
         let w0 = head.0 | (nextHopMAC.rawValue << 16).byteSwapped
-        let w2 = head.2 | UInt64(totalLength.byteSwapped) | UInt64(identification.byteSwapped) << 16
-        let w3 = head.3 | UInt64(checksum.byteSwapped)
-        let udpFields = UInt64(sourcePort.byteSwapped) << 16 | UInt64(udpLength.byteSwapped) << 48
+        let w2 = head.2 | UInt64(totalLength) | UInt64(identification) << 16
+        let w3 = head.3 | UInt64(checksum)
+        let udpFields = UInt64(sourcePort.bigEndian) << 16 | UInt64(udpLength) << 48
         let w4 = head.4 | (carriesUDP ? udpFields : 0)
 
         // The tail first: the head words overwrite its first bytes with patched values.
@@ -181,6 +182,6 @@ public struct OuterHeaderTemplate: Sendable {
 extension OuterHeaderTemplate: Equatable {
     public static func == (a: OuterHeaderTemplate, b: OuterHeaderTemplate) -> Bool {
         a.head == b.head && a.tail == b.tail
-            && a.partialIPv4Checksum == b.partialIPv4Checksum && a.carriesUDP == b.carriesUDP && a.type == b.type
+            && a.partialSum == b.partialSum && a.carriesUDP == b.carriesUDP && a.type == b.type
     }
 }

@@ -58,7 +58,7 @@ struct Worker {
     /// Per frame of the burst being processed: its forwarding key, then its route.
     private let keys: UnsafeMutablePointer<UInt64>
     private let routes: UnsafeMutablePointer<UInt32>
-    private var toUplink: TxBuffer
+    private var toUplink: Outbound
     /// One TX buffer per access port, in the order of `setup.accessPorts`.
     private let toAccess: UnsafeMutablePointer<TxBuffer>
     private var pending: PendingBuffer
@@ -66,11 +66,6 @@ struct Worker {
     private var drainedAt: UInt64 = 0
     /// TSC of the current loop iteration: deadlines and delays are measured against it.
     private var now: UInt64 = 0
-    /// IPv4 identification for tunnels without DF, counted over every packet this worker
-    /// encapsulates; per worker, so no two cores share it.
-    private var identification: UInt16 = 0
-    /// Packets encapsulated in this loop iteration, added to the counter once per iteration.
-    private var encapsulated = 0
 
     init(_ setup: WorkerSetup) {
         self.setup = setup
@@ -79,7 +74,7 @@ struct Worker {
         rx = .allocate(capacity: setup.burst)
         keys = .allocate(capacity: setup.burst)
         routes = .allocate(capacity: setup.burst)
-        toUplink = TxBuffer(port: setup.uplink, queue: setup.queue, capacity: setup.burst)
+        toUplink = Outbound(tx: TxBuffer(port: setup.uplink, queue: setup.queue, capacity: setup.burst))
         toAccess = .allocate(capacity: max(setup.accessPorts.count, 1))
         for (i, port) in setup.accessPorts.enumerated() {
             (toAccess + i).initialize(to: TxBuffer(port: PortID(rawValue: port), queue: setup.queue, capacity: setup.burst))
@@ -107,11 +102,11 @@ struct Worker {
                 moved &+= receiveFromAccess(port: port, view: view)
             }
             moved &+= receiveFromUplink(view: view)
-            toUplink.flush(counters: counters)
+            toUplink.tx.flush(counters: counters)
             for i in setup.accessPorts.indices { toAccess[i].flush(counters: counters) }
-            counters.add(.encapsulated, encapsulated)
+            counters.add(.encapsulated, toUplink.encapsulated)
             counters.set(.pendingNow, pending.count)
-            encapsulated = 0
+            toUplink.encapsulated = 0
             busySince = start
             movedSince = moved
             qsbr.reportQuiescent(reader: setup.reader)
@@ -123,7 +118,7 @@ struct Worker {
         }
         counters.set(.pendingNow, 0)
         pending.deallocate()
-        toUplink.deallocate()
+        toUplink.tx.deallocate()
         for i in setup.accessPorts.indices { toAccess[i].deallocate() }
         toAccess.deallocate()
         keys.deallocate()
@@ -197,7 +192,7 @@ struct Worker {
     private mutating func encapsulateRun(from start: Int, count: Int, into entry: UnsafeMutablePointer<TunnelEntry>) -> Int {
         let route = routes[start]
         let tunnel = encapsulation(into: entry)
-        // A local copy, so that its count stays in a register: stores into packets could
+        // A local copy, so that its counts stay in registers: stores into packets could
         // alias `self` as far as the compiler knows.
         var uplink = toUplink
         var i = start
@@ -296,20 +291,20 @@ struct Worker {
     /// Encapsulates `m`, then sends it through `uplink` (the caller's copy of `toUplink`)
     /// or holds it.
     @inline(__always)
-    private mutating func encapsulate(_ m: OpaquePointer, _ tunnel: Encapsulation, sendingTo uplink: inout TxBuffer) {
+    private mutating func encapsulate(_ m: OpaquePointer, _ tunnel: Encapsulation, sendingTo uplink: inout Outbound) {
         let innerLength = Int(tf_mbuf_pkt_len(m))
         guard innerLength <= tunnel.maxInnerLength else { return drop(m, .mtu) }
         let hash = InnerFlow.hash(frame: tf_mbuf_data(m).unsafelyUnwrapped, length: Int(tf_mbuf_data_len(m)))
         guard let outer = rte_pktmbuf_prepend(m, UInt16(truncatingIfNeeded: tunnel.header.length)) else {
             return drop(m, .noHeadroom)
         }
-        identification &+= 1
+        uplink.identification &+= 1
         tunnel.header.write(
             to: outer, innerLength: innerLength, nextHopMAC: tunnel.nextHopMAC,
-            sourcePort: InnerFlow.udpSourcePort(hash: hash), identification: identification)
-        encapsulated &+= 1
+            sourcePort: InnerFlow.udpSourcePort(hash: hash), identification: uplink.identification)
+        uplink.encapsulated &+= 1
         if tunnel.sendsNow {
-            uplink.append(m, counters: counters)
+            uplink.tx.append(m, counters: counters)
         } else {
             hold(m, for: tunnel.nextHop)
         }
@@ -356,7 +351,7 @@ struct Worker {
                 // Each packet's own departure time: a large flush spans iterations.
                 let waited = rte_rdtsc() &- (entry.deadline &- setup.lifetimeCycles)
                 setup.firstPacketDelay.record(waited &* 1_000_000 / setup.tscHz)
-                toUplink.append(m, counters: counters)
+                toUplink.tx.append(m, counters: counters)
             },
             expire: { entry in
                 rte_pktmbuf_free(OpaquePointer(entry.packet))
