@@ -170,6 +170,17 @@ struct Worker {
             }
             routes[i] = lastRoute
         }
+        dispatch(count: n, segment: binding.segment, view: view)
+        return n
+    }
+
+    /// The third pass: encapsulates each frame whose route is a tunnel, floods the others.
+    /// A run of frames to one tunnel reads the tunnel and its next hop once.
+    @inline(never)
+    private mutating func dispatch(count n: Int, segment: UInt16, view: UnsafePointer<ForwardingView>) {
+        // A local copy, so that its counts stay in registers: stores into packets could
+        // alias `self` as far as the compiler knows.
+        var uplink = toUplink
         var i = 0
         while i < n {
             let route = routes[i]
@@ -177,31 +188,19 @@ struct Worker {
             case Self.consumed:
                 i &+= 1
             case Self.flooded:
-                flood(rx[i].unsafelyUnwrapped, segment: binding.segment, view: view)
+                toUplink = uplink
+                flood(rx[i].unsafelyUnwrapped, segment: segment, view: view)
+                uplink = toUplink
                 i &+= 1
             default:
-                i = encapsulateRun(from: i, count: n, into: view.pointee.entry(TunnelIndex(rawValue: route)))
+                let tunnel = encapsulation(into: view.pointee.entry(TunnelIndex(rawValue: route)))
+                repeat {
+                    encapsulate(rx[i].unsafelyUnwrapped, tunnel, sendingTo: &uplink)
+                    i &+= 1
+                } while i < n && routes[i] == route
             }
         }
-        return n
-    }
-
-    /// Encapsulates the frames from `start` on that go to the same tunnel as the frame at
-    /// `start`; returns the index after the run.
-    @inline(never)
-    private mutating func encapsulateRun(from start: Int, count: Int, into entry: UnsafeMutablePointer<TunnelEntry>) -> Int {
-        let route = routes[start]
-        let tunnel = encapsulation(into: entry)
-        // A local copy, so that its counts stay in registers: stores into packets could
-        // alias `self` as far as the compiler knows.
-        var uplink = toUplink
-        var i = start
-        repeat {
-            encapsulate(rx[i].unsafelyUnwrapped, tunnel, sendingTo: &uplink)
-            i &+= 1
-        } while i < count && routes[i] == route
         toUplink = uplink
-        return i
     }
 
     /// Takes the frame's VLAN tag off if the port has one, and returns `lookUp` with the
@@ -267,7 +266,7 @@ struct Worker {
 
     /// What encapsulating into one tunnel needs, read once for a run of frames.
     private struct Encapsulation {
-        let header: OuterHeaderTemplate
+        let entry: UnsafeMutablePointer<TunnelEntry>
         /// The largest inner frame that fits the underlay MTU in this tunnel.
         let maxInnerLength: Int
         let nextHop: NextHopID
@@ -275,6 +274,11 @@ struct Worker {
         /// False while the next hop is unresolved, or while packets wait for it: behind
         /// those, a packet waits too, even if the MAC has just arrived (per-flow order).
         let sendsNow: Bool
+
+        /// Read where it is used: the template stays in the tunnel entry, not copied.
+        var header: OuterHeaderTemplate {
+            @inline(__always) get { entry.pointee.header }
+        }
     }
 
     @inline(__always)
@@ -282,7 +286,7 @@ struct Worker {
         let nextHop = tunnel.pointee.nextHop
         let destination = nextHops.destination(nextHop)
         return Encapsulation(
-            header: tunnel.pointee.header,
+            entry: tunnel,
             maxInnerLength: setup.uplinkMTU &- tunnel.pointee.header.mtuOverhead,
             nextHop: nextHop, nextHopMAC: destination.mac,
             sendsNow: destination.isResolved && (pending.isEmpty || !pending.isWaiting(nextHop)))
