@@ -179,9 +179,12 @@ final class PacketFlowHashTests: XCTestCase {
             XCTAssertTrue((49152...65535).contains(InnerFlow.udpSourcePort(hash: hash)), "\(hash)")
         }
         XCTAssertEqual(InnerFlow.udpSourcePort(hash: 0), 49152)
-        XCTAssertEqual(InnerFlow.udpSourcePort(hash: 0x3FFF), 65535)
-        // The high half counts.
-        XCTAssertNotEqual(InnerFlow.udpSourcePort(hash: 0x0001_0000), InnerFlow.udpSourcePort(hash: 0))
+        XCTAssertEqual(InnerFlow.udpSourcePort(hash: 0xFFFF_FFFF), 65535)
+        // The top 14 bits, each of them.
+        for bit in 18..<32 {
+            XCTAssertEqual(InnerFlow.udpSourcePort(hash: 1 << UInt32(bit)), 49152 + 1 << UInt16(bit - 18))
+        }
+        XCTAssertEqual(InnerFlow.udpSourcePort(hash: 0x0003_FFFF), 49152)
         let f = flow(ipv4Frame())
         XCTAssertEqual(f.udpSourcePort, InnerFlow.udpSourcePort(hash: f.hash))
     }

@@ -149,11 +149,11 @@ public struct InnerFlow: Equatable, Sendable {
     }
 
     /// Maps a flow hash onto the dynamic port range 49152…65535, as RFC 7348 §5
-    /// recommends for the outer source port (RFC 6335 §6).
+    /// recommends for the outer source port (RFC 6335 §6): its top 14 bits, which the
+    /// multiply mixes best (the low bits pick the worker a frame is handed to).
     @inlinable @inline(__always)
     public static func udpSourcePort(hash: UInt32) -> UInt16 {
-        // Fold the high half in so that all 32 bits count.
-        0xC000 | UInt16(truncatingIfNeeded: hash ^ hash >> 16) & 0x3FFF
+        0xC000 | UInt16(truncatingIfNeeded: hash >> 18)
     }
 
     /// The outer UDP source port for this flow.
