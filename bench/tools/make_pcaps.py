@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Writes the pcaps that the throughput benchmark replays: inner frames for the access
 port (`write`), and the same frames in VXLAN/Geneve/NVGRE for the uplink (`write_tunnel`,
-the decapsulation row).
+the decapsulation row), with ARP requests for the control core's uplink queue
+(`write_arp`).
 
 Every frame is a real inner Ethernet/IPv4/UDP frame built by scapy (valid IPv4 and UDP
 checksums). Frame i goes to destination MAC inner_mac(i % macs) and carries flow
@@ -21,7 +22,7 @@ import struct
 import sys
 
 from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import Ether
+from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
 SOURCE_MAC = "02:42:ff:00:00:01"
@@ -103,6 +104,18 @@ def write_tunnel(path: str, kind: str, size: int, frames: int, local: str, remot
         f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
         for i in range(frames):
             data = templates[i % len(templates)]
+            f.write(struct.pack("<IIII", i // 1_000_000, i % 1_000_000, len(data), len(data)))
+            f.write(data)
+
+
+def write_arp(path: str, frames: int, sender: str, target: str) -> None:
+    """A pcap of `frames` identical broadcast ARP requests from `sender` for `target`:
+    traffic the control core reads and ignores (the target is not the local endpoint)."""
+    data = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=SOURCE_MAC) /
+                 ARP(op=1, hwsrc=SOURCE_MAC, psrc=sender, pdst=target))
+    with open(path, "wb") as f:
+        f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(frames):
             f.write(struct.pack("<IIII", i // 1_000_000, i % 1_000_000, len(data), len(data)))
             f.write(data)
 
