@@ -120,6 +120,7 @@ public enum Forwarder {
             pendingSettings: configuration.pending, running: running, overlay: overlay, resolver: resolver)
 
         let tscHz = EAL.tscHz
+        telemetry.markStarted()
         for (index, worker) in controlWorkers.enumerated() {
             let setup = WorkerSetup(
                 lcore: worker.lcore, queue: UInt16(index), reader: index,

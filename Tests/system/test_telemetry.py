@@ -14,7 +14,8 @@ from tfsys import (
 # The drop reasons every build reports (later ones may add more).
 DROP_REASONS = {"no_neighbor", "no_tunnel", "malformed", "mtu", "tx_full", "no_mbuf", "no_headroom",
                 "vlan_mismatch", "control_ring_full", "not_for_us", "pending_full", "total"}
-TOTALS = {"rx", "tx", "encapsulated", "flood_copies", "misses", "cycles_per_packet", "mbufs_in_use", "mbufs_total"}
+TOTALS = {"rx", "tx", "encapsulated", "flood_copies", "misses", "cycles_per_packet", "mbufs_in_use", "mbufs_total",
+          "uptime_us"}
 
 
 def dpdk_telemetry(prefix, *commands):
@@ -43,6 +44,8 @@ def test_dpdk_telemetry_client_reads_forwarder_commands(make_topology, start_for
     assert DROP_REASONS <= set(stats["dropped"]), f"missing drop reasons: {DROP_REASONS - set(stats['dropped'])}"
     assert stats["encapsulated"] >= 21 and stats["mbufs_total"] > stats["mbufs_in_use"] > 0, stats
     assert set(stats["per_core"]) == {"0", "1"}, "per_core must be keyed by lcore id (control 0, worker 1)"
+    # Microseconds since the workers started: it runs between two replies.
+    assert 0 < before["uptime_us"] < stats["uptime_us"], (before["uptime_us"], stats["uptime_us"])
     for counter in ("rx", "tx", "encapsulated", "flood_copies"):
         assert sum(c[counter] for c in stats["per_core"].values()) == stats[counter], counter
     for reason in stats["dropped"]:

@@ -497,33 +497,15 @@ def miss_memory_mb(ctx, frames):
     return max(ctx.args.memory, 128 + (mbufs * 2560 >> 20))
 
 
-class MissedStart(RuntimeError):
-    """The pcap had started playing before the first telemetry poll: there is no start
-    to time the burst from. Happens when the launch wins the race for the control lcore's
-    CPU against this script; the launch is then repeated."""
-
-
-MISS_ATTEMPTS = 3
-
-
 def measure_miss_path(ctx, row):
-    for attempt in range(1, MISS_ATTEMPTS + 1):
-        try:
-            return measure_miss_path_once(ctx, row)
-        except MissedStart as e:
-            if attempt == MISS_ATTEMPTS:
-                raise RuntimeError("%s (%d launches in a row)" % (e, MISS_ATTEMPTS))
-            print("  miss path: %s; launching again" % e, file=sys.stderr)
-
-
-def measure_miss_path_once(ctx, row):
     """tunnelfwd with 1 000 VXLAN tunnels to 1 000 on-link remotes, none with a static
     neighbor (all cold at start); access = net_pcap replaying a FINITE pcap of N 64 B
     frames, frame i to inner MAC i % 1 000 (static forwarding entry -> tunnel i % 1 000);
     uplink = net_tap wired to a namespace whose kernel answers ARP for the 1 000 remotes
     (MissTopology). `pending` holds N packets in all and per next hop, so nothing is
-    dropped. Measured: wall time from the first packet received to the last one flushed
-    (telemetry polled about every millisecond, from the control lcore), hence packets/s
+    dropped. Measured: wall time from the workers' start (the first packet) to the last
+    one flushed, on tunnelfwd's own clock (`uptime_us` of the poll that first sees every
+    packet sent; telemetry polled about every millisecond, from the control lcore), hence packets/s
     through buffer -> ARP -> flush; misses, buffered, flushed, expired (must be 0),
     arp_requests; first_packet_delay_us p50/p99/max."""
     frames = ctx.args.miss_frames
@@ -547,8 +529,9 @@ def measure_miss_path_once(ctx, row):
                         memory=miss_memory_mb(ctx, frames),
                         vdevs=["net_tap0,iface=%s" % MISS_TAP, "%s,rx_pcap=%s" % (ACCESS_DEV, pcap)])
         launch.start(ctx.args.tunnelfwd)
-        # Connect as soon as EAL has made the socket: the pcap starts playing the moment
-        # the worker starts, and a poll must have seen no traffic yet.
+        # The pcap starts playing the moment the worker starts, which is when tunnelfwd's
+        # `uptime_us` starts counting: times below are on that clock, so no poll needs to
+        # beat the first packet.
         connect_deadline = time.monotonic() + 60
         while True:
             try:
@@ -561,42 +544,34 @@ def measure_miss_path_once(ctx, row):
         # The poller shares the control lcore (mostly asleep), not the worker's.
         os.sched_setaffinity(0, {ctx.control_lcore})
         others = None
-        before_first = None      # send time of the last poll that saw no packet yet
-        start = end = final = None
+        end = final = None
         polls = 0
-        timeline = []            # (time, misses, flushed) of each poll after the first packet
+        timeline = []            # (uptime in s, misses, flushed) of each poll after the first packet
         deadline = time.monotonic() + 30
         while True:
-            sent = time.monotonic()
             s = t.query("/tunnelfwd/stats")
-            got = time.monotonic()
             polls += 1
             if launch.proc.poll() is not None:
                 raise RuntimeError("exited with status %d" % launch.proc.returncode)
-            if got > deadline:
+            if time.monotonic() > deadline:
                 raise RuntimeError("not done after 30 s: %s" % (
                     {k: s.get(k) for k in ("rx", "encapsulated", "flushed", "expired", "pending_now")} if s else s))
             w = (s or {}).get("per_core", {}).get(worker)
             if w is None or w["rx"] == 0:
-                before_first = sent
                 time.sleep(0.0005)
                 continue
-            if start is None:
-                if before_first is None:
-                    raise MissedStart("traffic had started before the first telemetry poll")
-                start, first_poll = before_first, polls
-                others = OtherLoad([launch.proc.pid])
-            timeline.append((got, w["misses"], w["flushed"]))
+            if others is None:
+                others, first_poll, others_since = OtherLoad([launch.proc.pid]), polls, time.monotonic()
+            uptime = s["uptime_us"] / 1e6
+            timeline.append((uptime, w["misses"], w["flushed"]))
             # The worker's tx are data packets only (the control core sends the ARP).
             if w["tx"] + s["expired"] + s["dropped"]["total"] >= frames and s["pending_now"] == 0:
-                end, final = got, s
+                end, final = uptime, s
                 break
             time.sleep(0.001)
-        other_cores, other_names = others.finish(max(end - start, 0.01))
+        other_cores, other_names = others.finish(max(time.monotonic() - others_since, 0.01))
         t.close()
         remote = topology.remote_received()
-    except MissedStart:
-        raise
     except Exception as e:  # noqa: BLE001
         tail = launch.tail() if launch else ""
         raise RuntimeError("%s: %s\n%s" % (row.label, e, tail))
@@ -609,7 +584,7 @@ def measure_miss_path_once(ctx, row):
             errors = topology.destroy()
             if errors:
                 print("  miss path: cleanup: %s" % "; ".join(errors), file=sys.stderr)
-    wall = end - start
+    wall = end
     w = final["per_core"][worker]
     delay = final["first_packet_delay_us"]
     # Seen from outside: when the last miss had arrived, and when the last buffered packet
@@ -635,8 +610,8 @@ def measure_miss_path_once(ctx, row):
         "delay_p50_us": delay["p50"],
         "delay_p99_us": delay["p99"],
         "delay_max_us": delay["max"],
-        "last_miss_ms": 1000 * (last_miss - start),
-        "all_flushed_ms": 1000 * (all_flushed - start),
+        "last_miss_ms": 1000 * last_miss,
+        "all_flushed_ms": 1000 * all_flushed,
         "elapsed": wall,
         "other_cores": other_cores,
         "other_processes": other_names,
@@ -836,9 +811,10 @@ def miss_notes(ctx, rows):
             "{ per_core: N, per_neighbor: N }` so nothing is dropped, lifetime 3 s."
             % ("{:,}".format(ctx.args.miss_frames).replace(",", " "), MISS_SIZE))
         notes.append(
-            "Miss path Mpps = frames / wall time from the first packet received to the last one flushed "
-            "(/tunnelfwd/stats polled every %s ms from the control lcore; the wall time is an upper bound, "
-            "within two polls): %s s. Every packet goes through the kernel (tap write, tc mirred, veth; ARP "
+            "Miss path Mpps = frames / wall time from the worker's start (the pcap plays from its first poll) "
+            "to the last packet flushed, on tunnelfwd's clock: the `uptime_us` of the first /tunnelfwd/stats "
+            "reply that shows every packet sent (polled every %s ms from the control lcore, so an upper bound "
+            "within a poll): %s s. Every packet goes through the kernel (tap write, tc mirred, veth; ARP "
             "both ways): this is the tap's rate as much as tunnelfwd's. Busy cycles/pkt for this row: the "
             "worker's busy_cycles over the whole burst / frames (tap syscalls included); no TSC figure, the "
             "core is not saturated throughout."

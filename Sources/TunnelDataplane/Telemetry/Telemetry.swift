@@ -33,6 +33,18 @@ final class TelemetrySource: Sendable {
     let ports: [PortRole]
     let firstPacketDelays: [DelayHistogram]
     private let control = Mutex(ControlState())
+    /// TSC when the workers were launched; 0 before.
+    private let startedAt = Atomic<UInt64>(0)
+
+    /// Marks the moment the workers start: `uptime_us` counts from it.
+    func markStarted() { startedAt.store(rte_rdtsc(), ordering: .relaxed) }
+
+    /// Microseconds since the workers started; 0 before.
+    var uptimeMicroseconds: UInt64 {
+        let started = startedAt.load(ordering: .relaxed)
+        guard started != 0 else { return 0 }
+        return UInt64((Double(rte_rdtsc() &- started) * 1e6 / Double(EAL.tscHz)).rounded())
+    }
 
     init(counters: CounterTable, pool: MbufPool, ports: [PortRole], firstPacketDelays: [DelayHistogram]) {
         self.counters = counters
@@ -55,7 +67,7 @@ enum Telemetry {
 
     static func register(_ source: TelemetrySource) {
         Self.source = source
-        register("/tunnelfwd/stats", "Packet counters: totals, dropped by reason, per_core by lcore id; mbufs_in_use, cycles_per_packet") {
+        register("/tunnelfwd/stats", "Packet counters: totals, dropped by reason, per_core by lcore id; mbufs_in_use, cycles_per_packet, uptime_us") {
             _, _, d in Telemetry.stats(TelemetryData(raw: d!))
         }
         register("/tunnelfwd/tunnels", "Tunnels keyed by name ('_' for '.' and '-'): type, remote, VNI, next hop and its MAC") {
@@ -96,6 +108,7 @@ enum Telemetry {
             h.add("max", delay.max)
             d.add("first_packet_delay_us", container: h)
         }
+        d.add("uptime_us", source.uptimeMicroseconds)
         d.add("mbufs_in_use", UInt64(source.pool.inUse))
         d.add("mbufs_total", UInt64(source.pool.capacity))
         if let perCore = TelemetryData.allocate() {
