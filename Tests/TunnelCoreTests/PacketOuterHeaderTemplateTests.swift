@@ -183,7 +183,7 @@ final class PacketOuterHeaderTemplateTests: XCTestCase {
         XCTAssertLessThanOrEqual(MemoryLayout<OuterHeaderTemplate>.size, 60)
         // A tunnel entry, template and next hop, fills one cache line and no more.
         XCTAssertEqual(MemoryLayout<TunnelEntry>.stride, 64)
-        XCTAssertEqual(MemoryLayout<OuterHeaderTemplate>.alignment, 8)
+        XCTAssertEqual(MemoryLayout<OuterHeaderTemplate>.alignment, 16)
     }
 
     func testWorksFromRawMemory() {

@@ -12,15 +12,17 @@
 ///     NVGRE (42):          Ethernet 0  IPv4 14  GRE 34
 @frozen
 public struct OuterHeaderTemplate: Sendable {
-    // The header in 8-byte words, each held as the native integer whose memory
-    // representation is those eight header bytes, with zeros where the per-packet
-    // fields go: words are stored as they are, fields ORed in. `head` covers bytes 0..<40,
-    // `tail` the last 16 bytes (from `length - 16`), so that 7 stores write exactly
-    // `length` bytes for either length and nothing after it: the inner frame follows.
+    // The header as it lies in memory, with zeros where the per-packet fields go: three
+    // 16-byte vectors (bytes 0..<16, 16..<32, and the last 16, from `length - 16`) and
+    // the 8-byte word at 32..<40, which holds the UDP source port and length. Four
+    // stores of these write exactly `length` bytes for either length, nothing after it
+    // (the inner frame follows); the fields are ORed or stored over them.
     //
     // 60 bytes in all, so that a tunnel entry (template and next hop) is one cache line.
-    @usableFromInline internal var head: (UInt64, UInt64, UInt64, UInt64, UInt64)
-    @usableFromInline internal var tail: (UInt64, UInt64)
+    @usableFromInline internal var front: SIMD2<UInt64>
+    @usableFromInline internal var middle: SIMD2<UInt64>
+    @usableFromInline internal var back: SIMD2<UInt64>
+    @usableFromInline internal var word4: UInt64
     /// The one's-complement sum of the IPv4 header's 16-bit words with total length,
     /// identification and checksum taken as 0, as the two bytes lie in memory.
     @usableFromInline internal let partialSum: UInt16
@@ -37,7 +39,7 @@ public struct OuterHeaderTemplate: Sendable {
 
     /// Whether the outer DF bit is set (then the IPv4 identification stays 0).
     @inlinable
-    public var dontFragment: Bool { head.2 & 0x40_0000_0000 != 0 }
+    public var dontFragment: Bool { middle[0] & 0x40_0000_0000 != 0 }
 
     /// The outer IPv4 total length minus the inner frame length: an inner frame of
     /// `n` bytes fits an underlay MTU `mtu` when `n + mtuOverhead <= mtu`.
@@ -121,8 +123,10 @@ public struct OuterHeaderTemplate: Sendable {
             for i in 0..<8 { value = value << 8 | UInt64(bytes[offset + i]) }
             return UInt64(bigEndian: value)
         }
-        head = (word(at: 0), word(at: 8), word(at: 16), word(at: 24), word(at: 32))
-        tail = (word(at: length - 16), word(at: length - 8))
+        front = SIMD2(word(at: 0), word(at: 8))
+        middle = SIMD2(word(at: 16), word(at: 24))
+        back = SIMD2(word(at: length - 16), word(at: length - 8))
+        word4 = word(at: 32)
         partialSum = UInt16(sum).bigEndian
         carriesUDP = type != .nvgre
         self.type = type
@@ -160,28 +164,22 @@ public struct OuterHeaderTemplate: Sendable {
         let checksum = ~InternetChecksum.add(InternetChecksum.add(partialSum, totalLength), identification)
         let udpLength = UInt16(truncatingIfNeeded: innerLength &+ length &- HeaderSize.ethernet &- HeaderSize.ipv4).bigEndian
 
-        // The template holds zeros where these fields go, so patching is an OR of each
-        // field's bytes at its place in the little-endian view of the word.
-        let w0 = head.0 | (nextHopMAC.rawValue << 16).byteSwapped
-        let w2 = head.2 | UInt64(totalLength) | UInt64(identification) << 16
-        let w3 = head.3 | UInt64(checksum)
         let udpFields = UInt64(sourcePort.bigEndian) << 16 | UInt64(udpLength) << 48
-        let w4 = head.4 | (carriesUDP ? udpFields : 0)
 
-        // The tail first: the head words overwrite its first bytes with patched values.
-        header.storeBytes(of: tail.0, toByteOffset: length &- 16, as: UInt64.self)
-        header.storeBytes(of: tail.1, toByteOffset: length &- 8, as: UInt64.self)
-        header.storeBytes(of: w0, toByteOffset: 0, as: UInt64.self)
-        header.storeBytes(of: head.1, toByteOffset: 8, as: UInt64.self)
-        header.storeBytes(of: w2, toByteOffset: 16, as: UInt64.self)
-        header.storeBytes(of: w3, toByteOffset: 24, as: UInt64.self)
-        header.storeBytes(of: w4, toByteOffset: 32, as: UInt64.self)
+        // The back first: what follows overwrites its first bytes with the same or
+        // patched values. The fields are stored over the vectors, not ORed into them.
+        header.storeBytes(of: back, toByteOffset: length &- 16, as: SIMD2<UInt64>.self)
+        header.storeBytes(of: front | SIMD2((nextHopMAC.rawValue << 16).byteSwapped, 0), as: SIMD2<UInt64>.self)
+        header.storeBytes(of: middle, toByteOffset: 16, as: SIMD2<UInt64>.self)
+        header.storeBytes(of: word4 | (carriesUDP ? udpFields : 0), toByteOffset: 32, as: UInt64.self)
+        header.storeBytes(of: UInt32(totalLength) | UInt32(identification) << 16, toByteOffset: 16, as: UInt32.self)
+        header.storeBytes(of: checksum, toByteOffset: 24, as: UInt16.self)
     }
 }
 
 extension OuterHeaderTemplate: Equatable {
     public static func == (a: OuterHeaderTemplate, b: OuterHeaderTemplate) -> Bool {
-        a.head == b.head && a.tail == b.tail
+        a.front == b.front && a.middle == b.middle && a.back == b.back && a.word4 == b.word4
             && a.partialSum == b.partialSum && a.carriesUDP == b.carriesUDP && a.type == b.type
     }
 }

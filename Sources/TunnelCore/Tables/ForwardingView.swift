@@ -111,6 +111,11 @@ public struct ForwardingView {
         Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) &>> bucketShift)
     }
 
+    /// Whether the MAC table is small enough (16 KiB) to stay in the L1 cache, where
+    /// prefetching its buckets costs instructions and saves nothing.
+    @inlinable
+    public var bucketsFitInL1Cache: Bool { bucketMask < 1024 }
+
     /// The access binding of a DPDK port id.
     @inlinable @inline(__always)
     public func binding(ofPort port: UInt16) -> AccessBinding {
