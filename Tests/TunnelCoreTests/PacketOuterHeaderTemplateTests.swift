@@ -31,8 +31,8 @@ final class PacketOuterHeaderTemplateTests: XCTestCase {
     ) -> [UInt8] {
         var frame = [UInt8](repeating: 0, count: template.length) + inner
         frame.withUnsafeMutableBytes {
-            template.write(to: $0.baseAddress!, innerLength: inner.count, nextHopMAC: nextHopMAC,
-                           sourcePort: sourcePort, identification: identification)
+            template.addressed(to: nextHopMAC).write(
+                to: $0.baseAddress!, innerLength: inner.count, sourcePort: sourcePort, identification: identification)
         }
         return frame
     }
@@ -111,13 +111,27 @@ final class PacketOuterHeaderTemplateTests: XCTestCase {
             """)
     }
 
+    func testAddressingAgainReplacesTheDestinationOnly() {
+        let t = template(.vxlan, vni: 9, ttl: 64, dontFragment: true)
+        var once = [UInt8](repeating: 0, count: t.length), twice = once
+        once.withUnsafeMutableBytes {
+            t.addressed(to: nextHopMAC).write(to: $0.baseAddress!, innerLength: 100, sourcePort: 50000, identification: 0)
+        }
+        twice.withUnsafeMutableBytes {
+            t.addressed(to: .broadcast).addressed(to: nextHopMAC).write(
+                to: $0.baseAddress!, innerLength: 100, sourcePort: 50000, identification: 0)
+        }
+        XCTAssertEqual(once, twice)
+        XCTAssertEqual(Array(once[0..<6]), (0..<6).map { nextHopMAC.octet($0) })
+    }
+
     func testWritesExactlyLengthBytes() {
         for type in EncapsulationType.allCases {
             let t = template(type, vni: 1, ttl: 64, dontFragment: true)
             var bytes = [UInt8](repeating: 0xA5, count: t.length + 32)
             bytes.withUnsafeMutableBytes {
-                t.write(to: $0.baseAddress! + 16, innerLength: 1400, nextHopMAC: .broadcast,
-                        sourcePort: 0xFFFF, identification: 0xFFFF)
+                t.addressed(to: .broadcast).write(
+                    to: $0.baseAddress! + 16, innerLength: 1400, sourcePort: 0xFFFF, identification: 0xFFFF)
             }
             XCTAssertEqual(bytes[..<16], ArraySlice(repeating: 0xA5, count: 16), "\(type)")
             XCTAssertEqual(bytes[(16 + t.length)...], ArraySlice(repeating: 0xA5, count: 16), "\(type)")
@@ -127,14 +141,13 @@ final class PacketOuterHeaderTemplateTests: XCTestCase {
     func testChecksumAndLengthsForAllInnerLengthsAndIdentifications() {
         for type in EncapsulationType.allCases {
             for dontFragment in [true, false] {
-                let t = template(type, vni: 0x00_1001, ttl: 64, dontFragment: dontFragment)
+                let t = template(type, vni: 0x00_1001, ttl: 64, dontFragment: dontFragment).addressed(to: nextHopMAC)
                 var header = [UInt8](repeating: 0, count: t.length)
                 var innerLength = 0
                 while innerLength <= 65535 - t.mtuOverhead {
                     let identification = UInt16(truncatingIfNeeded: innerLength &* 7919)
                     header.withUnsafeMutableBytes {
-                        t.write(to: $0.baseAddress!, innerLength: innerLength, nextHopMAC: nextHopMAC,
-                                sourcePort: 50000, identification: identification)
+                        t.write(to: $0.baseAddress!, innerLength: innerLength, sourcePort: 50000, identification: identification)
                     }
                     let ip = Array(header[14..<34])
                     XCTAssertEqual(ip.withUnsafeBytes { InternetChecksum.checksum($0) }, 0,

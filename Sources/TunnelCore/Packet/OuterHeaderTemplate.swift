@@ -141,11 +141,20 @@ public struct OuterHeaderTemplate: Sendable {
             ttl: tunnel.ttl, dontFragment: tunnel.dontFragment, flowID: tunnel.flowID)
     }
 
+    /// This template with `nextHopMAC` as the outer destination: what every packet of a
+    /// run to one next hop gets, prepared once. Templates start with a zero destination.
+    @inlinable @inline(__always)
+    public func addressed(to nextHopMAC: MACAddress) -> OuterHeaderTemplate {
+        var copy = self
+        copy.front[0] = front[0] & ~0xFFFF_FFFF_FFFF | (nextHopMAC.rawValue << 16).byteSwapped
+        return copy
+    }
+
     /// Writes the complete outer header at `header`, the `length` bytes the caller has
-    /// prepended to an inner frame of `innerLength` bytes.
+    /// prepended to an inner frame of `innerLength` bytes, to the destination the
+    /// template is `addressed(to:)`.
     ///
     /// - Parameters:
-    ///   - nextHopMAC: the outer destination MAC address.
     ///   - sourcePort: the UDP source port (see `InnerFlow.udpSourcePort`); ignored
     ///     for NVGRE.
     ///   - identification: the IPv4 identification, used only without DF: with DF set
@@ -153,10 +162,7 @@ public struct OuterHeaderTemplate: Sendable {
     /// - Precondition: `innerLength + mtuOverhead <= 65535`, which any MTU check
     ///   ensures.
     @inlinable @inline(__always)
-    public func write(
-        to header: UnsafeMutableRawPointer, innerLength: Int,
-        nextHopMAC: MACAddress, sourcePort: UInt16, identification: UInt16
-    ) {
+    public func write(to header: UnsafeMutableRawPointer, innerLength: Int, sourcePort: UInt16, identification: UInt16) {
         // Fields in memory order. The one's-complement sum does not depend on byte order
         // (RFC 1071 §2 (B)), so summed in memory order the checksum comes out in it too.
         let totalLength = UInt16(truncatingIfNeeded: innerLength &+ mtuOverhead).bigEndian
@@ -167,9 +173,9 @@ public struct OuterHeaderTemplate: Sendable {
         let udpFields = UInt64(sourcePort.bigEndian) << 16 | UInt64(udpLength) << 48
 
         // The back first: what follows overwrites its first bytes with the same or
-        // patched values. The fields are stored over the vectors, not ORed into them.
+        // patched values. The IPv4 fields are stored over the vectors, not ORed in.
         header.storeBytes(of: back, toByteOffset: length &- 16, as: SIMD2<UInt64>.self)
-        header.storeBytes(of: front | SIMD2((nextHopMAC.rawValue << 16).byteSwapped, 0), as: SIMD2<UInt64>.self)
+        header.storeBytes(of: front, as: SIMD2<UInt64>.self)
         header.storeBytes(of: middle, toByteOffset: 16, as: SIMD2<UInt64>.self)
         header.storeBytes(of: word4 | (carriesUDP ? udpFields : 0), toByteOffset: 32, as: UInt64.self)
         header.storeBytes(of: UInt32(totalLength) | UInt32(identification) << 16, toByteOffset: 16, as: UInt32.self)

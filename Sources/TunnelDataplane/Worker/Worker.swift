@@ -268,19 +268,15 @@ struct Worker {
 
     /// What encapsulating into one tunnel needs, read once for a run of frames.
     private struct Encapsulation {
-        let entry: UnsafeMutablePointer<TunnelEntry>
+        /// The tunnel's template addressed to its next hop: a copy the run keeps in
+        /// registers.
+        let header: OuterHeaderTemplate
         /// The largest inner frame that fits the underlay MTU in this tunnel.
         let maxInnerLength: Int
         let nextHop: NextHopID
-        let nextHopMAC: MACAddress
         /// False while the next hop is unresolved, or while packets wait for it: behind
         /// those, a packet waits too, even if the MAC has just arrived (per-flow order).
         let sendsNow: Bool
-
-        /// Read where it is used: the template stays in the tunnel entry, not copied.
-        var header: OuterHeaderTemplate {
-            @inline(__always) get { entry.pointee.header }
-        }
     }
 
     @inline(__always)
@@ -288,9 +284,9 @@ struct Worker {
         let nextHop = tunnel.pointee.nextHop
         let destination = nextHops.destination(nextHop)
         return Encapsulation(
-            entry: tunnel,
+            header: tunnel.pointee.header.addressed(to: destination.mac),
             maxInnerLength: setup.uplinkMTU &- tunnel.pointee.header.mtuOverhead,
-            nextHop: nextHop, nextHopMAC: destination.mac,
+            nextHop: nextHop,
             sendsNow: destination.isResolved && (pending.isEmpty || !pending.isWaiting(nextHop)))
     }
 
@@ -306,7 +302,7 @@ struct Worker {
         }
         uplink.identification &+= 1
         tunnel.header.write(
-            to: outer, innerLength: innerLength, nextHopMAC: tunnel.nextHopMAC,
+            to: outer, innerLength: innerLength,
             sourcePort: InnerFlow.udpSourcePort(hash: hash), identification: uplink.identification)
         uplink.encapsulated &+= 1
         if tunnel.sendsNow {

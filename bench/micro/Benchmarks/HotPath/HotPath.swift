@@ -125,8 +125,8 @@ let benchmarks: @Sendable () -> Void = {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64)
         Benchmark("OuterHeaderTemplate.write \(type.rawValue)", configuration: configuration()) { benchmark in
             for i in benchmark.scaledIterations {
-                template.write(
-                    to: buffer, innerLength: 64 &+ (i & 1023), nextHopMAC: MACAddress(rawValue: 0x0299_0000_0000 | UInt64(i)),
+                template.addressed(to: MACAddress(rawValue: 0x0299_0000_0000 | UInt64(i))).write(
+                    to: buffer, innerLength: 64 &+ (i & 1023),
                     sourcePort: UInt16(truncatingIfNeeded: 0xC000 | i), identification: UInt16(truncatingIfNeeded: i))
                 blackHole(buffer)
             }
@@ -194,8 +194,8 @@ let benchmarks: @Sendable () -> Void = {
                     else { fatalError("the benchmark's lookups must hit") }
                     let tunnel = view.pointee.entry(index)
                     let hash = InnerFlow.hash(frame: frames.frame(i), length: InnerFrames.length)
-                    tunnel.pointee.header.write(
-                        to: packet, innerLength: InnerFrames.length, nextHopMAC: mac,
+                    tunnel.pointee.header.addressed(to: mac).write(
+                        to: packet, innerLength: InnerFrames.length,
                         sourcePort: InnerFlow.udpSourcePort(hash: hash), identification: 0)
                     blackHole(packet)
                     n = n &+ 1 == f.count ? 0 : n &+ 1
