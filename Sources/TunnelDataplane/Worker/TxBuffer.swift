@@ -45,14 +45,3 @@ struct TxBuffer {
         packets.deallocate()
     }
 }
-
-/// What encapsulation writes besides the packet, kept together so that a run of frames
-/// works on a local copy and stores it back once.
-struct Outbound {
-    var tx: TxBuffer
-    /// IPv4 identification for tunnels without DF, counted over every packet this worker
-    /// encapsulates; per worker, so no two cores share it.
-    var identification: UInt16 = 0
-    /// Packets encapsulated in this loop iteration, added to the counter once per iteration.
-    var encapsulated = 0
-}
