@@ -28,6 +28,8 @@ public struct Overlay: Sendable {
     /// Indexes of `tunnels`, so that checking a new tunnel costs no scan of the others.
     private var byName: [String: Tunnel] = [:]
     private var byEndpoint: [TunnelRules.Endpoint: String] = [:]
+    /// Each tunnel's outer header, built once when the tunnel is added: a plan copies them.
+    private var headers: [String: OuterHeaderTemplate] = [:]
     public private(set) var forwarding: [MACKey: String] = [:]
     public private(set) var flood: [VNI: [String]] = [:]
     public private(set) var neighbors: TunnelNeighborTable
@@ -78,6 +80,7 @@ public struct Overlay: Sendable {
         tunnels.append(tunnel)
         byName[tunnel.name] = tunnel
         byEndpoint[TunnelRules.Endpoint(tunnel)] = tunnel.name
+        headers[tunnel.name] = OuterHeaderTemplate(tunnel: tunnel, localAddress: uplink.address.address, localMAC: localMAC)
         return result
     }
 
@@ -86,6 +89,7 @@ public struct Overlay: Sendable {
         guard let tunnel = byName.removeValue(forKey: name) else { throw .unknownTunnel(name) }
         tunnels.removeAll { $0.name == name }
         byEndpoint[TunnelRules.Endpoint(tunnel)] = nil
+        headers[name] = nil
         let before = forwarding.count
         forwarding = forwarding.filter { $0.value != name }
         var floodLeft = 0
@@ -121,8 +125,7 @@ public struct Overlay: Sendable {
         var tunnelIndex: [String: TunnelIndex] = [:]
         for tunnel in tunnels {
             tunnelIndex[tunnel.name] = TunnelIndex(rawValue: UInt32(plan.tunnels.count))
-            let header = OuterHeaderTemplate(tunnel: tunnel, localAddress: uplink.address.address, localMAC: localMAC)
-            plan.tunnels.append(TunnelEntry(header: header, nextHop: neighbors[nextHop(of: tunnel)!]!.id))
+            plan.tunnels.append(TunnelEntry(header: headers[tunnel.name]!, nextHop: neighbors[nextHop(of: tunnel)!]!.id))
         }
         plan.flood = plan.segments.map { vni in (flood[vni] ?? []).compactMap { tunnelIndex[$0] } }
         plan.deliveries = plan.segments.map { vni in
