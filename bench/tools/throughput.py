@@ -226,6 +226,34 @@ def wait_for_traffic(read_counter, proc, timeout=30.0):
         time.sleep(0.05)
 
 
+def wait_for_port(t, name, timeout=30.0):
+    """The port id of `name`: ports come up after the telemetry socket, so retry."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return port_by_name(t, name)
+        except (LookupError, TypeError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+class Window:
+    """Two readings of a launch's counters, `seconds` apart after `warmup`, and what
+    other processes used of the machine meanwhile."""
+
+    def __init__(self, ctx, launch, read, ready):
+        """`ready(reading)` says traffic is flowing; `read()` takes a reading."""
+        wait_for_traffic(lambda: ready(read()), launch.proc)
+        time.sleep(ctx.args.warmup)
+        self.first, start = read(), time.monotonic()
+        others = OtherLoad([launch.proc.pid])
+        time.sleep(ctx.args.seconds)
+        self.last, end = read(), time.monotonic()
+        self.elapsed = end - start
+        self.other_cores, self.other_processes = others.finish(self.elapsed)
+
+
 def measure_tunnelfwd(ctx, row):
     pcap = ctx.pcap(row.size, row.tunnels)
     config = os.path.join(ctx.workdir, "tunnelfwd-%s-%d.yaml" % (row.key[1], row.tunnels))
@@ -237,21 +265,14 @@ def measure_tunnelfwd(ctx, row):
     launch.start(ctx.args.tunnelfwd)
     try:
         t = launch.telemetry()
-        stats = lambda: t.query("/tunnelfwd/stats")  # noqa: E731
-        wait_for_traffic(lambda: (stats() or {}).get("tx"), launch.proc)
-        worker = str(ctx.worker_lcore)
-        time.sleep(ctx.args.warmup)
-        a, ta = stats(), time.monotonic()
-        others = OtherLoad([launch.proc.pid])
-        time.sleep(ctx.args.seconds)
-        b, tb = stats(), time.monotonic()
-        other_cores, other_names = others.finish(tb - ta)
+        window = Window(ctx, launch, lambda: t.query("/tunnelfwd/stats"), lambda s: (s or {}).get("tx"))
         t.close()
     except Exception as e:  # noqa: BLE001
         launch.stop()
         raise RuntimeError("tunnelfwd %s: %s\n%s" % (row.label, e, launch.tail()))
     log = launch.stop()
-    elapsed = tb - ta
+    a, b, elapsed = window.first, window.last, window.elapsed
+    worker = str(ctx.worker_lcore)
     wa, wb = a["per_core"][worker], b["per_core"][worker]
     tx = b["tx"] - a["tx"]
     encapsulated = b["encapsulated"] - a["encapsulated"]
@@ -261,8 +282,8 @@ def measure_tunnelfwd(ctx, row):
         "mpps": tx / elapsed / 1e6,
         "busy_cpp": (wb["busy_cycles"] - wa["busy_cycles"]) / busy_packets if busy_packets else None,
         "elapsed": elapsed,
-        "other_cores": other_cores,
-        "other_processes": other_names,
+        "other_cores": window.other_cores,
+        "other_processes": window.other_processes,
     }
     # The counters are read one after the other while packets move: allow a few bursts.
     if dropped or abs(encapsulated - tx) > max(256, tx // 100_000):
@@ -290,31 +311,15 @@ def measure_testpmd(ctx, row):
     launch.start(ctx.args.testpmd)
     try:
         t = launch.telemetry()
-        # The ports come up after the telemetry socket: retry until the uplink is listed.
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                port = port_by_name(t, sink)
-                break
-            except (LookupError, TypeError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        opackets = lambda: (t.query("/ethdev/stats,%d" % port) or {}).get("opackets")  # noqa: E731
-        wait_for_traffic(opackets, launch.proc)
-        time.sleep(ctx.args.warmup)
-        a, ta = opackets(), time.monotonic()
-        others = OtherLoad([launch.proc.pid])
-        time.sleep(ctx.args.seconds)
-        b, tb = opackets(), time.monotonic()
-        other_cores, other_names = others.finish(tb - ta)
+        port = wait_for_port(t, sink)
+        window = Window(ctx, launch, lambda: (t.query("/ethdev/stats,%d" % port) or {}).get("opackets"), bool)
         t.close()
     except Exception as e:  # noqa: BLE001
         launch.stop()
         raise RuntimeError("testpmd %s: %s\n%s" % (mode, e, launch.tail()))
     log = launch.stop()
-    sample = {"mpps": (b - a) / (tb - ta) / 1e6, "busy_cpp": None, "elapsed": tb - ta,
-              "other_cores": other_cores, "other_processes": other_names}
+    sample = {"mpps": (window.last - window.first) / window.elapsed / 1e6, "busy_cpp": None,
+              "elapsed": window.elapsed, "other_cores": window.other_cores, "other_processes": window.other_processes}
     # --record-core-cycles: busy cycles of the forwarding lcore over the whole run.
     m = re.search(r"CPU cycles/packet=([\d.]+) .* at (\d+) MHz Clock", log)
     if m:
@@ -361,22 +366,15 @@ def measure_decapsulation(ctx, row):
     worker, control = str(ctx.worker_lcore), str(ctx.control_lcore)
     try:
         t = launch.telemetry()
-        stats = lambda: t.query("/tunnelfwd/stats")  # noqa: E731
-        wait_for_traffic(lambda: ((stats() or {}).get("per_core") or {}).get(worker, {}).get("decapsulated"), launch.proc)
-        sink = port_by_name(t, DECAP_ACCESS_DEV)
-        opackets = lambda: t.query("/ethdev/stats,%d" % sink)["opackets"]  # noqa: E731
-        time.sleep(ctx.args.warmup)
-        a, oa, ta = stats(), opackets(), time.monotonic()
-        others = OtherLoad([launch.proc.pid])
-        time.sleep(ctx.args.seconds)
-        b, ob, tb = stats(), opackets(), time.monotonic()
-        other_cores, other_names = others.finish(tb - ta)
+        sink = wait_for_port(t, DECAP_ACCESS_DEV)
+        window = Window(ctx, launch, lambda: (t.query("/tunnelfwd/stats"), t.query("/ethdev/stats,%d" % sink)["opackets"]),
+                        lambda r: ((r[0] or {}).get("per_core") or {}).get(worker, {}).get("decapsulated"))
         t.close()
     except Exception as e:  # noqa: BLE001
         launch.stop()
         raise RuntimeError("tunnelfwd %s: %s\n%s" % (row.label, e, launch.tail()))
     log = launch.stop()
-    elapsed = tb - ta
+    (a, oa), (b, ob), elapsed = window.first, window.last, window.elapsed
     wa, wb = a["per_core"][worker], b["per_core"][worker]
     ca, cb = a["per_core"][control], b["per_core"][control]
     decapsulated = wb["decapsulated"] - wa["decapsulated"]
@@ -392,8 +390,8 @@ def measure_decapsulation(ctx, row):
         "control_rx_mpps": (cb["rx"] - ca["rx"]) / elapsed / 1e6,
         "handed_back_mpps": max(0, decapsulated - (wb["rx"] - wa["rx"])) / elapsed / 1e6,
         "elapsed": elapsed,
-        "other_cores": other_cores,
-        "other_processes": other_names,
+        "other_cores": window.other_cores,
+        "other_processes": window.other_processes,
     }
     other_drops = (b["dropped"]["total"] - a["dropped"]["total"]) - worker_dropped
     if worker_dropped or other_drops:
