@@ -1,7 +1,8 @@
 /// The outer headers of one tunnel, Ethernet through VXLAN, Geneve or GRE, prepared
-/// once so that encapsulating a packet is a copy of a few words plus the handful of
-/// fields that change per packet: the next hop's MAC address, the IPv4 total length,
-/// identification and checksum, and the UDP length and source port.
+/// once so that encapsulating a packet is four stores plus the handful of fields that
+/// change per packet: the IPv4 total length, identification and checksum, and the UDP
+/// length and source port. The next hop's MAC address changes per run of packets
+/// (`addressed(to:)`).
 ///
 /// It is a trivial type of fixed size with no references, so tunnel tables can keep
 /// it in raw or shared memory and copy it freely.
@@ -22,6 +23,7 @@ public struct OuterHeaderTemplate: Sendable {
     @usableFromInline internal var front: SIMD2<UInt64>
     @usableFromInline internal var middle: SIMD2<UInt64>
     @usableFromInline internal var back: SIMD2<UInt64>
+    /// Bytes 32..<40, the header's fifth 8-byte word.
     @usableFromInline internal var word4: UInt64
     /// The one's-complement sum of the IPv4 header's 16-bit words with total length,
     /// identification and checksum taken as 0, as the two bytes lie in memory.
