@@ -417,6 +417,7 @@ struct Worker {
 
     /// Strips the outer headers and sends the inner frame to every access port of its
     /// segment (tagged with the port's VLAN, if it has one).
+    @inline(__always)
     private mutating func deliver(_ m: OpaquePointer, vni: VNI, innerOffset: Int, innerLength: Int, view: UnsafePointer<ForwardingView>) {
         guard let segment = view.pointee.segment(vni: vni) else { return drop(m, .unknownVNI) }
         let targets = view.pointee.deliveries(segment: segment)
@@ -426,6 +427,8 @@ struct Worker {
         let padding = Int(tf_mbuf_pkt_len(m)) &- innerLength
         if padding > 0 { _ = rte_pktmbuf_trim(m, UInt16(truncatingIfNeeded: padding)) }
         counters.add(.decapsulated)
+        // One access port per segment is the common case: nothing to replicate.
+        if targets.count == 1 { return send(m, to: targets[0]) }
         Self.replicate(m, to: targets, pool: setup.pool, counters: counters) { frame, target in
             send(frame, to: target)
         }
