@@ -280,6 +280,23 @@ final class ResolutionNeighborResolverTests: XCTestCase {
         XCTAssertEqual(receive(&r, reply(a, macA), at: t), [.publish(idA, macA), .kernelSet(a, macA)])
     }
 
+    func testPeerThatOnlyAsksButNeverAnswersProbesStillFails() {
+        var r = resolvedA(at: 0)
+        var actions: [(t: UInt64, action: ResolverAction)] = []
+        var t: UInt64 = 0
+        while t < 40_000, !actions.contains(where: { $0.action == .publish(idA, nil) }) {
+            t += 500
+            // Its requests to us carry the binding we hold: they restart nothing.
+            XCTAssertEqual(receive(&r, requestToUs(a, macA), at: t), [])
+            actions += advance(&r, to: t)
+        }
+        guard let failed = actions.first(where: { $0.action == .publish(idA, nil) }) else {
+            return XCTFail("never unpublished while it kept asking: \(actions)")
+        }
+        XCTAssertEqual(actions.filter { $0.action == .request(target: a, unicastTo: macA) }.count, defaults.probes)
+        XCTAssertLessThanOrEqual(failed.t, UInt64(defaults.reachableMs) + UInt64(defaults.retryMaxMs))
+    }
+
     func testLateProbeAnswerWithinTheSeriesKeepsTheEntry() {
         var r = resolvedA(at: 0)
         let first = advance(&r, to: 28_500)

@@ -125,9 +125,9 @@ public struct NeighborResolver: Sendable {
                 return []
             }
         case .request where message.targetAddress == localAddress:
-            guard underlay.learn(sender, mac: message.senderMAC, nowMs: nowMs) else {
-                return underlay[sender]?.state == .permanent ? [] : underlayChanged(sender, nowMs: nowMs)
-            }
+            // A binding we already hold is unchanged: a request proves nothing about whether
+            // the neighbor answers, so the probe series goes on as it was.
+            guard underlay.learn(sender, mac: message.senderMAC, nowMs: nowMs) else { return [] }
         case .request, .reply:
             // Gratuitous ARP and requests for others only refresh a binding we hold.
             guard let entry = underlay[sender], entry.state != .permanent, entry.mac != nil else { return [] }
