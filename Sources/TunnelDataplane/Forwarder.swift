@@ -92,7 +92,7 @@ public enum Forwarder {
         var rings: [OpaquePointer] = []
         defer { rings.forEach { rte_ring_free($0) } }
         func ring(_ name: String) throws(DataplaneError) -> OpaquePointer {
-            guard let ring = rte_ring_create(name, 1024, uplink.socket, UInt32(RING_F_SP_ENQ | RING_F_SC_DEQ)) else {
+            guard let ring = rte_ring_create(name, UInt32(Self.controlRingSize), uplink.socket, UInt32(RING_F_SP_ENQ | RING_F_SC_DEQ)) else {
                 throw DataplaneError("cannot create ring \(name): \(String(cString: rte_strerror(tf_errno())))")
             }
             rings.append(ring)
@@ -149,12 +149,19 @@ public enum Forwarder {
         Log.info("stopped: workers joined, ports closed, \(pool.inUse) mbuf(s) not returned to the pool")
     }
 
+    /// Slots of each ring between a worker and the control core (a power of two; one
+    /// slot stays free).
+    static let controlRingSize = 1024
+
     /// Enough mbufs for every RX and TX ring, every worker's bursts and pending buffer,
     /// the control rings, and the per-lcore caches, plus the configured margin.
     static func mbufCount(_ c: Configuration, workers: Int, ports: Int) -> Int {
         let d = c.dataplane
-        let rings = ports * workers * (d.rxDescriptors + d.txDescriptors) + d.txDescriptors
-        let inFlight = workers * (2 * d.burst + c.pending.perCore + 1024)
+        // Every port has a queue pair per worker; the uplink has one more, the control core's.
+        let rings = (ports * workers + 1) * (d.rxDescriptors + d.txDescriptors)
+        // Per worker: its bursts, its pending buffer, and the two control rings that carry
+        // mbufs (ARP to the control core, frames handed back from it).
+        let inFlight = workers * (2 * d.burst + c.pending.perCore + 2 * Self.controlRingSize)
         let caches = (workers + 1) * Int(MbufPool.cacheSize) * 3 / 2
         return rings + inFlight + caches + d.extraMbufs
     }

@@ -95,7 +95,7 @@ extension PortID {
         try check(rte_eth_dev_info_get(rawValue, &info), "read device info of \(role) \(self)")
         guard setup.rxQueues <= info.max_rx_queues, setup.txQueues <= info.max_tx_queues else {
             throw DataplaneError("\(role) \(self) has at most \(info.max_rx_queues) RX and \(info.max_tx_queues) TX queues, "
-                + "but \(setup.rxQueues) RX and \(setup.txQueues) TX are needed (one per worker, plus one TX for the control core on the uplink): use fewer lcores")
+                + "but \(setup.rxQueues) RX and \(setup.txQueues) TX are needed (one pair per worker, plus one for the control core on the uplink): use fewer lcores")
         }
         var conf = rte_eth_conf()
         let rssTypes = info.flow_type_rss_offloads & tf_rss_ip_udp_tcp
