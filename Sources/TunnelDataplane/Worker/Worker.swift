@@ -250,7 +250,9 @@ struct Worker {
     }
 
     /// Hands `body` one copy of `m` per target but the last, which gets `m` itself. A copy
-    /// that finds no mbuf is counted and skipped. Static, so that `body` may use `self`.
+    /// that finds no mbuf is counted and skipped. Static, so that `body` may use `self`;
+    /// inlined, so that a single target (the common case) costs no closure call.
+    @inline(__always)
     private static func replicate<Target>(
         _ m: OpaquePointer, to targets: UnsafeBufferPointer<Target>, pool: MbufPool, counters: CounterBlock,
         _ body: (OpaquePointer, Target) -> Void
@@ -362,8 +364,10 @@ struct Worker {
                 let m = OpaquePointer(entry.packet)
                 EthernetFrame.setDestination(mac, of: tf_mbuf_data(m).unsafelyUnwrapped)
                 counters.add(.flushed)
-                // Each packet's own departure time: a large flush spans iterations.
-                let waited = rte_rdtsc() &- (entry.deadline &- setup.lifetimeCycles)
+                // Measured to this iteration's start: the drain runs there, and what it
+                // sends leaves within the iteration (a large flush goes on in the next ones,
+                // each with its own start).
+                let waited = now &- (entry.deadline &- setup.lifetimeCycles)
                 setup.firstPacketDelay.record(waited &* 1_000_000 / setup.tscHz)
                 toUplink.tx.append(m, counters: counters)
             },
@@ -389,6 +393,7 @@ struct Worker {
         let received = Int(rte_eth_rx_burst(setup.uplink.rawValue, setup.queue, rx + n, UInt16(setup.burst &- n)))
         if received > 0 { counters.add(.rx, received) }
         n &+= received
+        var decapsulated = 0
         for i in 0..<n {
             let m = rx[i].unsafelyUnwrapped
             let frame = tf_mbuf_data(m).unsafelyUnwrapped
@@ -405,33 +410,35 @@ struct Worker {
             }
             switch Decapsulation.classify(frame, length: length, local: setup.localAddress, ports: view.pointee.decapsulationPorts) {
             case .inner(_, let vni, let innerOffset, let innerLength):
-                deliver(m, vni: vni, innerOffset: innerOffset, innerLength: innerLength, view: view)
+                if deliver(m, vni: vni, innerOffset: innerOffset, innerLength: innerLength, view: view) { decapsulated &+= 1 }
             case .notForUs: drop(m, .notForUs)
             case .malformed: drop(m, .malformed)
             case .badChecksum: drop(m, .badChecksum)
             case .fragment: drop(m, .fragment)
             }
         }
+        counters.add(.decapsulated, decapsulated)
         return n
     }
 
     /// Strips the outer headers and sends the inner frame to every access port of its
-    /// segment (tagged with the port's VLAN, if it has one).
+    /// segment (tagged with the port's VLAN, if it has one); false when it was dropped
+    /// for want of a segment.
     @inline(__always)
-    private mutating func deliver(_ m: OpaquePointer, vni: VNI, innerOffset: Int, innerLength: Int, view: UnsafePointer<ForwardingView>) {
-        guard let segment = view.pointee.segment(vni: vni) else { return drop(m, .unknownVNI) }
-        let targets = view.pointee.deliveries(segment: segment)
-        guard !targets.isEmpty else { return drop(m, .unknownVNI) }
+    private mutating func deliver(_ m: OpaquePointer, vni: VNI, innerOffset: Int, innerLength: Int, view: UnsafePointer<ForwardingView>) -> Bool {
+        guard let segment = view.pointee.segment(vni: vni), case let targets = view.pointee.deliveries(segment: segment),
+              !targets.isEmpty else {
+            drop(m, .unknownVNI)
+            return false
+        }
         _ = rte_pktmbuf_adj(m, UInt16(truncatingIfNeeded: innerOffset))
         // Ethernet padding after a short outer packet is not part of the inner frame.
         let padding = Int(tf_mbuf_pkt_len(m)) &- innerLength
         if padding > 0 { _ = rte_pktmbuf_trim(m, UInt16(truncatingIfNeeded: padding)) }
-        counters.add(.decapsulated)
-        // One access port per segment is the common case: nothing to replicate.
-        if targets.count == 1 { return send(m, to: targets[0]) }
         Self.replicate(m, to: targets, pool: setup.pool, counters: counters) { frame, target in
             send(frame, to: target)
         }
+        return true
     }
 
     @inline(__always)
