@@ -55,7 +55,7 @@ find_swift() {
     if [ -n "${SWIFT:-}" ]; then echo "$SWIFT"; return; fi
     if command -v swift >/dev/null 2>&1; then command -v swift; return; fi
     for candidate in /opt/swift/usr/bin/swift /usr/share/swift/usr/bin/swift /usr/local/swift/usr/bin/swift \
-                     "${SUDO_HOME:-/root}/.local/share/swiftly/bin/swift"; do
+                     "$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)/.local/share/swiftly/bin/swift"; do
         if [ -x "$candidate" ]; then echo "$candidate"; return; fi
     done
     echo ""

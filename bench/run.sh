@@ -26,7 +26,7 @@ done
 fail() { echo "bench/run.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || fail "run as root (DPDK needs hugepages)"
-command -v dpdk-testpmd >/dev/null || fail "dpdk-testpmd not found: apt-get install dpdk"
+command -v dpdk-testpmd >/dev/null || fail "dpdk-testpmd not found: apt-get install dpdk-dev"
 "$python" -c 'import scapy' 2>/dev/null || fail "$python has no scapy: apt-get install python3-scapy"
 free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
 if ! mountpoint -q /dev/hugepages || [ "${free:-0}" -lt 256 ]; then

@@ -26,9 +26,9 @@ fi
 
 # Package -> why it is needed.
 packages=(
-    dpdk              # DPDK 22.11 runtime libraries, PMDs (net_tap, net_null), dpdk-telemetry.py
-    dpdk-dev          # DPDK headers and libdpdk.pc for building
-    libdpdk-dev
+    dpdk              # DPDK 22.11 runtime libraries, PMDs (net_tap, net_null)
+    dpdk-dev          # DPDK's tools: dpdk-testpmd, dpdk-telemetry.py
+    libdpdk-dev       # DPDK headers and static libraries for building
     libnuma-dev       # DPDK's EAL links libnuma
     pkg-config
     python3           # Debian's python3 at /usr/bin/python3 runs the system tests

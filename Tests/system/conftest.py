@@ -42,7 +42,7 @@ def _preflight_problems() -> list[str]:
         if shutil.which(tool) is None:
             problems.append(f"missing tool '{tool}': run 'sudo deploy/install-deps.sh'")
     if not tfsys.DPDK_TELEMETRY_PY.exists():
-        problems.append(f"missing {tfsys.DPDK_TELEMETRY_PY} (Debian package dpdk): run 'sudo deploy/install-deps.sh'")
+        problems.append(f"missing {tfsys.DPDK_TELEMETRY_PY} (Debian package dpdk-dev): run 'sudo deploy/install-deps.sh'")
     try:
         import scapy  # noqa: F401
         from scapy.contrib.geneve import GENEVE  # noqa: F401
