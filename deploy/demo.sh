@@ -71,6 +71,10 @@ fwd_pid=""
 ping_pid=""
 teardown() {
     trap - EXIT INT TERM
+    # Ctrl-C also kills a pipe reader (`demo.sh | tee log`): messages may fail from here
+    # on, the cleanup must not.
+    trap '' PIPE
+    set +e
     echo
     say "tearing down"
     [ -n "$ping_pid" ] && kill "$ping_pid" 2>/dev/null && wait "$ping_pid" 2>/dev/null || true
