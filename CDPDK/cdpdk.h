@@ -30,21 +30,12 @@
 static inline void *tf_mbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m, void *); }
 static inline uint16_t tf_mbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
 static inline uint32_t tf_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
-static inline uint16_t tf_mbuf_nb_segs(const struct rte_mbuf *m) { return m->nb_segs; }
-static inline uint16_t tf_mbuf_headroom(const struct rte_mbuf *m) { return rte_pktmbuf_headroom(m); }
-static inline uint16_t tf_mbuf_tailroom(const struct rte_mbuf *m) { return rte_pktmbuf_tailroom(m); }
 
 /* Sets a single-segment frame's length (used after building a frame in a fresh mbuf). */
 static inline void tf_mbuf_set_len(struct rte_mbuf *m, uint16_t len)
 {
 	m->data_len = len;
 	m->pkt_len = len;
-}
-
-/* Prefetches the first cache line of a frame's data, as l3fwd does for the next burst. */
-static inline void tf_mbuf_prefetch_data(struct rte_mbuf *m)
-{
-	rte_prefetch0(rte_pktmbuf_mtod(m, void *));
 }
 
 /* ---- rte_errno is thread-local: read it through a function ---- */
@@ -62,7 +53,6 @@ static inline unsigned int tf_next_worker_lcore(int prev)
 /* ---- RTE_BIT64 flags ---- */
 
 static const uint64_t tf_rss_ip_udp_tcp = RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP;
-static const uint64_t tf_tx_offload_mbuf_fast_free = RTE_ETH_TX_OFFLOAD_MBUF_FAST_FREE;
 static const uint64_t tf_tx_offload_multi_segs = RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
 
 #endif

@@ -660,7 +660,7 @@ class MultiRemoteTopology(Topology):
     entry for every remote's overlay address.
 
     With `kernel_iface`, a veth pair <kernel_iface>/<kernel_iface>p is made, up, in the
-    forwarder's namespace, for kernel_sync (this kernel has no dummy module)."""
+    forwarder's namespace, for kernel_sync (some kernels, sandboxes among them, have no dummy module)."""
 
     def __init__(self, tag: str, remotes: int = 3, access: int = 1, kernel_iface: str | None = None):
         super().__init__(tag, access=access)

@@ -426,7 +426,7 @@ class MissTopology:
         tfbu0 (net_tap0, uplink) <-tc mirred-> u0 ==veth== eth0: 10.0.0.2 ... 10.0.3.233 /16
 
     The tap is made beforehand (persistent, multi_queue: net_tap attaches to it) and wired
-    to the veth with tc mirred both ways (u32 match-all: this kernel has no matchall
+    to the veth with tc mirred both ways (u32 match-all: some kernels, sandboxes among them, have no matchall
     classifier; never a bridge, which would swallow frames for the tap's own MAC), so the
     wire is up before the first packet. The remote namespace's kernel holds every remote
     address and answers every ARP request; an nftables ingress rule there counts and drops

@@ -96,7 +96,7 @@ public struct PendingBuffer {
     /// `send`, packets past their deadline to `expire`, the rest stay, in order.
     /// At most `limit` packets are sent in one walk, so that a large buffer leaves over
     /// several loop iterations and the worker keeps receiving meanwhile; returns false when
-    /// the limit left resolved packets waiting (walk again).
+    /// the walk stopped at the limit (walk again: resolved packets may be left).
     @discardableResult
     public mutating func drain(
         now: UInt64,
@@ -147,7 +147,7 @@ public struct PendingBuffer {
         }
     }
 
-    /// Packets waiting per next hop, for the `pending` listing.
+    /// Packets waiting per next hop.
     public func occupancy() -> [(NextHopID, Int)] {
         (0..<nextHopCapacity).compactMap { i in waiting[i] == 0 ? nil : (NextHopID(rawValue: UInt32(i)), Int(waiting[i])) }
     }

@@ -14,7 +14,7 @@ public struct NextHopID: Hashable, Sendable, Comparable {
 /// The next hops' MAC addresses as the workers see them: one 64-bit word per next hop,
 /// the MAC in the low 48 bits and a "resolved" flag in bit 63.
 ///
-/// Only the control core writes; workers read with one plain (relaxed) load per packet,
+/// Only the control core writes; workers read with one plain (relaxed) load per run of packets to a next hop,
 /// so an entry changes atomically and no lock or fence is on the hot path. A next hop
 /// that is being refreshed keeps its resolved word until a failed probe series clears it.
 public struct NextHopTable: @unchecked Sendable {

@@ -5,7 +5,8 @@ import Atomics
 ///
 /// A reader reports, between two bursts, that it holds no pointer into shared tables; the
 /// writer frees what it unpublished once every reader has reported since. The only cost on
-/// the hot path is one store per loop iteration into the reader's own cache line.
+/// the hot path is, per loop iteration, a load of the writer's epoch (a line only the writer
+/// changes, and rarely) and a store into the reader's own cache line.
 public struct QuiescentState: @unchecked Sendable {
     /// One reader's last seen epoch, alone in its cache line so readers never share one.
     @usableFromInline

@@ -55,7 +55,6 @@ extension ControlCore {
         }
     }
 
-    /// Publishes a snapshot of the current overlay to the workers.
     /// Publishes a snapshot of the current overlay and waits until every worker uses it,
     /// so that a command's reply means "in force" (a worker passes a quiescent point every
     /// loop; the wait is bounded in case one is descheduled for long).

@@ -26,7 +26,6 @@ final class KernelNeighborSync {
     private var sequence: UInt32 = 0
     /// What we wrote and have not removed: removed again at shutdown.
     private(set) var written: [IPv4Address: MACAddress] = [:]
-    private(set) var failures = 0
 
     init(interface: String) throws(DataplaneError) {
         self.interface = interface
@@ -86,10 +85,7 @@ final class KernelNeighborSync {
                 sendto(fd, message, message.count, 0, $0, socklen_t(MemoryLayout<NetlinkAddress>.size))
             }
         }
-        guard sent == message.count else {
-            failures += 1
-            return false
-        }
+        guard sent == message.count else { return false }
         return awaitAck()
     }
 
@@ -98,10 +94,7 @@ final class KernelNeighborSync {
         var reply = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = recv(fd, &reply, reply.count, 0)
-            guard n >= 20 else {
-                failures += 1
-                return false
-            }
+            guard n >= 20 else { return false }
             let (type, seq, error) = reply.withUnsafeBytes { raw in
                 (raw.loadUnaligned(fromByteOffset: 4, as: UInt16.self),
                  raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self),
@@ -109,7 +102,6 @@ final class KernelNeighborSync {
             }
             guard seq == sequence else { continue }
             guard type == Self.NLMSG_ERROR, error == 0 else {
-                failures += 1
                 Log.error("kernel_sync: the kernel refused a neighbor update on \(interface): \(String(cString: strerror(-error)))")
                 return false
             }

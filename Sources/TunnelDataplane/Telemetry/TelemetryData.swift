@@ -10,7 +10,6 @@ struct TelemetryData {
     }
 
     func startDictionary() { _ = rte_tel_data_start_dict(raw) }
-    func startArray(of type: rte_tel_value_type) { _ = rte_tel_data_start_array(raw, type) }
 
     func add(_ name: String, _ value: UInt64) { _ = rte_tel_data_add_dict_u64(raw, name, value) }
     func add(_ name: String, _ value: Int) { _ = rte_tel_data_add_dict_u64(raw, name, UInt64(clamping: value)) }
@@ -18,8 +17,6 @@ struct TelemetryData {
     func add(_ name: String, container: TelemetryData) {
         if rte_tel_data_add_dict_container(raw, name, container.raw, 0) != 0 { rte_tel_data_free(container.raw) }
     }
-
-    func append(_ value: String) { _ = rte_tel_data_add_array_string(raw, value) }
 
     /// A dictionary key as DPDK accepts it (letters, digits, `_` and `/`): addresses and
     /// tunnel names have their other characters replaced by `_` (the value carries the
@@ -29,5 +26,4 @@ struct TelemetryData {
             c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "_" || c == "/") ? Character(c) : "_"
         })
     }
-    func append(_ value: UInt64) { _ = rte_tel_data_add_array_u64(raw, value) }
 }

@@ -1,7 +1,7 @@
 import Atomics
 import TunnelCore
 
-/// A packet counter of one lcore. Telemetry names are the snake_case raw values.
+/// A packet counter of one lcore; `name` is its telemetry name.
 public enum Counter: Int, CaseIterable, Sendable {
     case rx, tx, encapsulated, decapsulated
     /// Extra copies made for head-end replication (one flooded frame to N tunnels adds N-1),
@@ -38,7 +38,8 @@ public enum Counter: Int, CaseIterable, Sendable {
 
 /// Why a packet was dropped. Every freed packet that was not sent is counted under one.
 public enum DropReason: Int, CaseIterable, Sendable {
-    /// The next hop has no MAC and the packet could not wait for one.
+    /// Still waiting for its next hop's MAC when the worker stopped (a packet that
+    /// cannot wait is `pendingFull`).
     case noNeighbor
     /// No tunnel to send to: unknown or flooded frame in a segment without a flood list.
     case noTunnel
@@ -123,8 +124,6 @@ public struct CounterBlock: @unchecked Sendable {
     func read(_ index: Int) -> UInt64 {
         AtomicWord.atomicLoad(at: words + index, ordering: .relaxed)
     }
-
-    public var totalDropped: UInt64 { DropReason.allCases.reduce(0) { $0 &+ value($1) } }
 }
 
 /// Every lcore's counter block, each in its own cache lines, indexed by lcore id.
