@@ -31,9 +31,11 @@ public struct OuterHeaderTemplate: Sendable {
 
     /// The same sum in host order.
     public var partialIPv4Checksum: UInt16 { UInt16(bigEndian: partialSum) }
-    /// VXLAN and Geneve ride on UDP; NVGRE's GRE header sits where UDP's would.
-    @usableFromInline internal var carriesUDP: Bool
     public let type: EncapsulationType
+
+    /// VXLAN and Geneve ride on UDP; NVGRE's GRE header sits where UDP's would.
+    @inlinable
+    var carriesUDP: Bool { type != .nvgre }
 
     /// The number of bytes `write` fills: 50 for VXLAN and Geneve, 42 for NVGRE.
     @inlinable
@@ -113,12 +115,8 @@ public struct OuterHeaderTemplate: Sendable {
             put32(vni.rawValue << 8 | UInt32(flowID), at: 38)
         }
 
-        var sum: UInt32 = 0
-        for offset in stride(from: 14, to: 34, by: 2) {
-            sum += UInt32(bytes[offset]) << 8 | UInt32(bytes[offset + 1])
-        }
-        sum = (sum >> 16) + (sum & 0xFFFF)
-        sum = (sum >> 16) + (sum & 0xFFFF)
+        // Total length, identification and checksum are still 0 here.
+        let sum = bytes[14..<34].withUnsafeBytes { InternetChecksum.sum($0) }
 
         func word(at offset: Int) -> UInt64 {
             var value: UInt64 = 0
@@ -129,8 +127,7 @@ public struct OuterHeaderTemplate: Sendable {
         middle = SIMD2(word(at: 16), word(at: 24))
         back = SIMD2(word(at: length - 16), word(at: length - 8))
         word4 = word(at: 32)
-        partialSum = UInt16(sum).bigEndian
-        carriesUDP = type != .nvgre
+        partialSum = sum.bigEndian
         self.type = type
         precondition(self.length == length)
     }
@@ -185,9 +182,5 @@ public struct OuterHeaderTemplate: Sendable {
     }
 }
 
-extension OuterHeaderTemplate: Equatable {
-    public static func == (a: OuterHeaderTemplate, b: OuterHeaderTemplate) -> Bool {
-        a.front == b.front && a.middle == b.middle && a.back == b.back && a.word4 == b.word4
-            && a.partialSum == b.partialSum && a.carriesUDP == b.carriesUDP && a.type == b.type
-    }
-}
+extension OuterHeaderTemplate: Equatable {}
+
