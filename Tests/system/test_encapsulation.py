@@ -7,8 +7,8 @@ import subprocess
 import pytest
 
 from tfsys import (
-    REMOTE_IP, REMOTE_MAC, SILENT_IP, UPLINK_IP, VM_IP, VX_MAC, drops, ipv4_checksum, nonzero, udp_frame,
-    vm_mac,
+    REMOTE_IP, REMOTE_MAC, SILENT_IP, UPLINK_IP, VM_IP, VX_MAC, arp_request, drops, ipv4_checksum, nonzero,
+    udp_frame, vm_mac,
 )
 
 # A VNI that uses all three bytes, and that the remote's kernel vxlan device (VNI 42)
@@ -29,15 +29,13 @@ FORMATS = {
 def inner_frames():
     """FLOWS flows (inner UDP source port differs) x PACKETS_PER_FLOW packets, of several
     sizes, interleaved, plus a broadcast ARP request (non-IP, flooded to the tunnel)."""
-    from scapy.layers.l2 import ARP, Ether
     frames, flows = [], []
     for n in range(PACKETS_PER_FLOW):
         for f in range(FLOWS):
             size = SIZES[(n * FLOWS + f) % len(SIZES)]
             frames.append(udp_frame(VX_MAC, vm_mac(0), VM_IP, SILENT_IP, 20000 + f, 7, payload=f"f{f}n{n}".encode(), size=size))
             flows.append(f)
-    frames.append(bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=vm_mac(0)) /
-                        ARP(op=1, hwsrc=vm_mac(0), psrc=VM_IP, pdst=SILENT_IP)))
+    frames.append(arp_request(vm_mac(0), VM_IP, SILENT_IP))
     flows.append("arp")
     return frames, flows
 

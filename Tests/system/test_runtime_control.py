@@ -12,11 +12,6 @@ from tfsys import (
 )
 
 
-def _resolved(fwd, *addresses):
-    macs = {t["next_hop"]: t["next_hop_mac"] for t in fwd.query("/tunnelfwd/tunnels").values()}
-    return all(macs.get(a, "unresolved") != "unresolved" for a in addresses)
-
-
 # ------------------------------------------------------------------- changes under traffic
 
 def test_tunnel_added_at_runtime_while_traffic_runs(make_topology, start_forwarder, multi_config_for, udp_flows):
@@ -25,7 +20,7 @@ def test_tunnel_added_at_runtime_while_traffic_runs(make_topology, start_forward
     all in order, and the other two flows lose nothing."""
     topo = make_topology(remotes=3)
     fwd = start_forwarder(topo, multi_config_for(topo, remotes=2))
-    wait_until(lambda: _resolved(fwd, remote_ip(0), remote_ip(1)), timeout=5, what="t0 and t1 resolved")
+    wait_until(lambda: fwd.resolved(remote_ip(0), remote_ip(1)), timeout=5, what="t0 and t1 resolved")
     flows = udp_flows(topo, [0, 1, 2])
     before = fwd.stats()
     flows.start(targets=[0, 1], gap=0.002)
@@ -145,7 +140,7 @@ def test_unsolicited_arp_replies_create_no_entry(make_topology, start_forwarder,
     from scapy.layers.l2 import ARP, Ether
     topo = make_topology()
     fwd = start_forwarder(topo, config_for(topo, neighbors=[]))
-    wait_until(lambda: _resolved(fwd, REMOTE_IP), timeout=5, what="t1's next hop resolved")
+    wait_until(lambda: fwd.resolved(REMOTE_IP), timeout=5, what="t1's next hop resolved")
     uplink = fwd.uplink_mac()
     spoofed = {"192.168.50.77", "192.168.50.78", "192.168.50.79"}
     frames = [
@@ -233,7 +228,7 @@ def test_pending_telemetry_and_tunnelctl_reports(make_topology, start_forwarder,
 def test_neighbors_telemetry_lists_tunnel_and_underlay_neighbors(make_topology, start_forwarder, config_for):
     topo = make_topology()
     fwd = start_forwarder(topo, config_for(topo, neighbors=[]))
-    wait_until(lambda: _resolved(fwd, REMOTE_IP), timeout=5, what="t1's next hop resolved")
+    wait_until(lambda: fwd.resolved(REMOTE_IP), timeout=5, what="t1's next hop resolved")
     # Telemetry keys allow only letters, digits, '_' and '/': the address is the key with
     # '_' for '.', and in full in the entry.
     key = REMOTE_IP.replace(".", "_")

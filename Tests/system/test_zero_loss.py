@@ -15,12 +15,6 @@ from tfsys import (
 )
 
 
-def _resolved(fwd, *addresses):
-    tunnels = fwd.query("/tunnelfwd/tunnels")
-    macs = {t["next_hop"]: t["next_hop_mac"] for t in tunnels.values()}
-    return all(macs.get(a, "unresolved") != "unresolved" for a in addresses)
-
-
 def test_cold_start_several_tunnels_loses_nothing(make_topology, start_forwarder, multi_config_for, udp_flows):
     """Three tunnels, no static neighbor: traffic to all three remotes starts as soon as
     the forwarder is up, before its uplink is even connected (so that the first packets
@@ -35,7 +29,7 @@ def test_cold_start_several_tunnels_loses_nothing(make_topology, start_forwarder
     flows.start(gap=0.004)
     fwd.wait_stats(before, lambda d: d["buffered"] >= 30, what="datagrams of every flow to be buffered")
     topo.wire_taps(only=[topo.uplink_tap])
-    wait_until(lambda: _resolved(fwd, *[remote_ip(i) for i in range(3)]), timeout=3, what="all next hops resolved")
+    wait_until(lambda: fwd.resolved(*[remote_ip(i) for i in range(3)]), timeout=3, what="all next hops resolved")
     time.sleep(0.4)
     flows.stop_sending()
     flows.wait_all(timeout=5)
@@ -61,7 +55,7 @@ def test_neighbor_flush_mid_traffic_loses_nothing(make_topology, start_forwarder
     topo = make_topology(remotes=3)
     fwd = start_forwarder(topo, multi_config_for(topo))
     hops = [remote_ip(i) for i in range(3)]
-    wait_until(lambda: _resolved(fwd, *hops), timeout=5, what="all next hops resolved")
+    wait_until(lambda: fwd.resolved(*hops), timeout=5, what="all next hops resolved")
     flows = udp_flows(topo, [0, 1, 2])
     before = fwd.stats()
     flows.start(gap=0.003)
@@ -75,7 +69,7 @@ def test_neighbor_flush_mid_traffic_loses_nothing(make_topology, start_forwarder
     tunnelctl(fwd.prefix, "neighbor", "flush")
     time.sleep(0.15)
     unblock_arp_replies(topo.remotes[1])
-    wait_until(lambda: _resolved(fwd, *hops), timeout=2, what="all next hops resolved again")
+    wait_until(lambda: fwd.resolved(*hops), timeout=2, what="all next hops resolved again")
     time.sleep(0.25)
     flows.stop_sending()
     flows.wait_all(timeout=5)
@@ -103,7 +97,7 @@ def test_late_reply_within_lifetime_loses_nothing(make_topology, start_forwarder
     time.sleep(max(0.0, 1.3 - (time.monotonic() - started)))
     assert not flows.received[0], "nothing can arrive while the next hop is unresolved"
     unblock_arp_replies(topo.rm)
-    wait_until(lambda: _resolved(fwd, remote_ip(0)), timeout=1.5, what="the next hop resolved after the unblock")
+    wait_until(lambda: fwd.resolved(remote_ip(0)), timeout=1.5, what="the next hop resolved after the unblock")
     time.sleep(0.2)
     flows.stop_sending()
     flows.wait_all(timeout=5)
@@ -133,7 +127,7 @@ def test_reply_later_than_lifetime_expires_exactly_what_was_not_delivered(
     fwd.wait_stats(before, lambda d: d["expired"] > 0, timeout=3, what="the first buffered datagrams to expire")
     time.sleep(max(0.0, 3.0 - (time.monotonic() - started)))
     unblock_arp_replies(topo.rm)
-    wait_until(lambda: _resolved(fwd, remote_ip(0)), timeout=1.5, what="the next hop resolved after the unblock")
+    wait_until(lambda: fwd.resolved(remote_ip(0)), timeout=1.5, what="the next hop resolved after the unblock")
     time.sleep(0.2)
     flows.stop_sending()
     flows.wait_quiet(quiet=0.5)
@@ -175,7 +169,7 @@ def test_unanswered_next_hop_is_retried_until_it_answers(make_topology, start_fo
     assert gaps and max(gaps) < 1.3, f"requests further apart than retry_max_ms: {gaps}"
     unblock_arp_replies(topo.rm)
     t0 = time.monotonic()
-    wait_until(lambda: _resolved(fwd, remote_ip(0)), timeout=1.5, what="the next hop resolved without traffic")
+    wait_until(lambda: fwd.resolved(remote_ip(0)), timeout=1.5, what="the next hop resolved without traffic")
     resolved_after = time.monotonic() - t0
     mid = fwd.stats()
     flows.send(50, gap=0.001)
@@ -204,7 +198,7 @@ def test_per_neighbor_bound_drops_the_arriving_packets(make_topology, start_forw
     pending = fwd.query("/tunnelfwd/pending")
     assert pending["total"] == 50 and pending["per_neighbor_limit"] == 50, pending
     unblock_arp_replies(topo.rm)
-    wait_until(lambda: _resolved(fwd, remote_ip(0)), timeout=1.5, what="the next hop resolved after the unblock")
+    wait_until(lambda: fwd.resolved(remote_ip(0)), timeout=1.5, what="the next hop resolved after the unblock")
     flows.wait_all(timeout=2)
     flows.wait_quiet(quiet=0.3)
     delta = fwd.settle(before)
@@ -233,7 +227,7 @@ def test_per_core_bound_drops_the_arriving_packets(make_topology, start_forwarde
     assert pending["total"] == 40 and pending["per_core_limit"] == 40, pending
     for ns in topo.remotes:
         unblock_arp_replies(ns)
-    wait_until(lambda: _resolved(fwd, remote_ip(0), remote_ip(1)), timeout=1.5, what="both next hops resolved")
+    wait_until(lambda: fwd.resolved(remote_ip(0), remote_ip(1)), timeout=1.5, what="both next hops resolved")
     flows.wait_quiet(quiet=0.3)
     delta = fwd.settle(before)
     assert flows.received == {0: list(range(20)), 1: list(range(20))}, f"{flows.received}; {nonzero(delta)}"

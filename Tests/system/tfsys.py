@@ -126,14 +126,6 @@ def in_netns(name: str):
         os.close(target)
 
 
-def mac_bytes(mac: str) -> bytes:
-    return bytes(int(x, 16) for x in mac.split(":"))
-
-
-def mac_text(b: bytes) -> str:
-    return ":".join(f"{x:02x}" for x in b)
-
-
 def ipv4_checksum(header: bytes) -> int:
     """The Internet checksum of `header` (0 when a header with its checksum is valid)."""
     if len(header) % 2:
@@ -430,6 +422,11 @@ class Forwarder:
 
     def query(self, command: str):
         return self.telemetry().query(command)
+
+    def resolved(self, *addresses) -> bool:
+        """Whether the tunnels' next hops at `addresses` all have a MAC."""
+        macs = {t["next_hop"]: t["next_hop_mac"] for t in self.query("/tunnelfwd/tunnels").values()}
+        return all(macs.get(a, "unresolved") != "unresolved" for a in addresses)
 
     def stats(self) -> dict:
         return self.query("/tunnelfwd/stats")
