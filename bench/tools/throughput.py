@@ -821,8 +821,8 @@ def miss_notes(ctx, rows):
             notes.append(
                 "Miss path, seen from outside (polls): all misses had arrived %s ms after the first packet, and "
                 "all buffered packets had left %s ms after it; so the longest real wait was between their "
-                "difference and the latter. tunnelfwd stamps each flushed packet with the TSC at its flush, and "
-                "flushes at most 4 bursts per loop iteration, so the histogram below measures the waits as they "
+                "difference and the latter. tunnelfwd measures each flushed packet's wait to the start of the "
+                "loop iteration that sends it, and flushes at most 4 bursts per iteration, so the histogram below measures the waits as they "
                 "were."
                 % (spread([s["last_miss_ms"] for s in ss], "%.0f"), spread([s["all_flushed_ms"] for s in ss], "%.0f")))
             notes.append(
