@@ -31,6 +31,11 @@ SIZES = (64, 512)
 TYPES = ("vxlan", "geneve", "nvgre")
 SCALES = (1, 10_000)           # tunnels (= inner MACs = forwarding entries = neighbors)
 PCAP_FRAMES = 10_000           # every pcap has this many frames, so the source costs the same
+# Launch k of a row has LAYOUT_STEP * k more mbufs in its pool (tunnelfwd and testpmd
+# alike), which moves the pool's objects by 21 cache lines modulo 4 KiB (an object is
+# 37 lines): each launch measures another memory layout (see "Memory layout" in
+# bench/README.md).
+LAYOUT_STEP = 49
 UPLINK_DEV = "net_null0"
 ACCESS_DEV = "net_pcap0"
 # Decapsulation rows: the uplink replays tunnel packets, the access port is the sink.
@@ -256,11 +261,11 @@ class Window:
 
 def measure_tunnelfwd(ctx, row):
     pcap = ctx.pcap(row.size, row.tunnels)
-    config = os.path.join(ctx.workdir, "tunnelfwd-%s-%d.yaml" % (row.key[1], row.tunnels))
+    config = os.path.join(ctx.workdir, "tunnelfwd-%s-%d-layout%d.yaml" % (row.key[1], row.tunnels, ctx.layout))
     if not os.path.exists(config):
         with open(config, "w") as f:
             f.write(make_config.render(row.key[1], row.tunnels, row.tunnels, UPLINK_DEV, ACCESS_DEV,
-                                       extra_mbufs=8192 + PCAP_FRAMES))
+                                       extra_mbufs=8192 + PCAP_FRAMES + ctx.layout_mbufs))
     launch = Launch(ctx, ["--config", config], pcap, "tf")
     launch.start(ctx.args.tunnelfwd)
     try:
@@ -306,7 +311,7 @@ def measure_testpmd(ctx, row):
         vdevs, sink, held = None, UPLINK_DEV, PCAP_FRAMES
     launch = Launch(ctx, [
         "--forward-mode=" + mode, "--record-core-cycles", "--no-mlockall",
-        "--total-num-mbufs=%d" % (32768 + held), "--rxd=1024", "--txd=1024", "--burst=32",
+        "--total-num-mbufs=%d" % (32768 + held + ctx.layout_mbufs), "--rxd=1024", "--txd=1024", "--burst=32",
     ], pcap, "tp", stop_by_signal=False, vdevs=vdevs)
     launch.start(ctx.args.testpmd)
     try:
@@ -355,12 +360,12 @@ def measure_decapsulation(ctx, row):
     checked against the access port's /ethdev/stats opackets."""
     kind = row.key[1]
     pcap = ctx.tunnel_pcap(kind, row.size)
-    config = os.path.join(ctx.workdir, "tunnelfwd-decap-%s.yaml" % kind)
+    config = os.path.join(ctx.workdir, "tunnelfwd-decap-%s-layout%d.yaml" % (kind, ctx.layout))
     if not os.path.exists(config):
         with open(config, "w") as f:
             # infinite_rx keeps a copy of every pcap frame per RX queue: two queues.
             f.write(make_config.render(kind, 1, 1, DECAP_UPLINK_DEV, DECAP_ACCESS_DEV,
-                                       extra_mbufs=8192 + 2 * PCAP_FRAMES))
+                                       extra_mbufs=8192 + 2 * PCAP_FRAMES + ctx.layout_mbufs))
     launch = Launch(ctx, ["--config", config], pcap, "tfd", vdevs=decap_vdevs(pcap, ctx.arp_pcap()))
     launch.start(ctx.args.tunnelfwd)
     worker, control = str(ctx.worker_lcore), str(ctx.control_lcore)
@@ -650,6 +655,11 @@ class Context:
             raise SystemExit("--lcores must name two lcores (control, worker), got %r" % args.lcores)
         self.control_lcore, self.worker_lcore = lcores
         self.outer_size = {}     # tunnel type -> outer frame length of the decapsulation pcap
+        self.layout = 0          # the round being run: which memory layout its launches get
+
+    @property
+    def layout_mbufs(self):
+        return LAYOUT_STEP * self.layout
 
     def pcap(self, size, macs):
         key = (size, macs)
@@ -909,6 +919,7 @@ def main():
     failures = []
     try:
         for run in range(args.runs):
+            ctx.layout = run
             # Interleaved: every row once per round, so that noise from other work on the
             # machine spreads over all rows instead of hitting one.
             for r in rows:
@@ -939,7 +950,8 @@ def main():
 
     notes = [
         "Each figure: median (min–max) of %d launches, each measured over %g s after %g s of warm-up; "
-        "rows interleaved round by round." % (args.runs, args.seconds, args.warmup),
+        "rows interleaved round by round. Round k gives every process %d more mbufs: each round measures "
+        "another memory layout." % (args.runs, args.seconds, args.warmup, LAYOUT_STEP),
         "Encapsulation rows: source `net_pcap` replaying %d real Ethernet/IPv4/UDP frames (1 024 flows) with "
         "infinite_rx; sink: `net_null` (no-rx). Same vdevs, EAL arguments and lcores (`-l %s`, worker = lcore %d) "
         "for tunnelfwd and testpmd." % (PCAP_FRAMES, args.lcores, ctx.worker_lcore),
