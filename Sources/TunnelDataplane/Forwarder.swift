@@ -91,18 +91,23 @@ public enum Forwarder {
 
         var rings: [OpaquePointer] = []
         defer { rings.forEach { rte_ring_free($0) } }
-        func ring(_ name: String) throws(DataplaneError) -> OpaquePointer {
-            guard let ring = rte_ring_create(name, UInt32(Self.controlRingSize), uplink.socket, UInt32(RING_F_SP_ENQ | RING_F_SC_DEQ)) else {
+        /// `elementSize` 8 carries pointers (mbufs, next-hop ids), 16 learning reports.
+        func ring(_ name: String, elementSize: UInt32 = 8) throws(DataplaneError) -> OpaquePointer {
+            guard let ring = rte_ring_create_elem(name, elementSize, UInt32(Self.controlRingSize), uplink.socket,
+                                                  UInt32(RING_F_SP_ENQ | RING_F_SC_DEQ)) else {
                 throw DataplaneError("cannot create ring \(name): \(String(cString: rte_strerror(tf_errno())))")
             }
             rings.append(ring)
             return ring
         }
+        let learnedAges = configuration.learning.enabled ? LearnedAges.allocate(capacity: configuration.learning.maxEntries) : nil
+        defer { learnedAges?.deallocate() }
         var controlWorkers: [ControlCore.Worker] = []
         for lcore in workers {
             controlWorkers.append(ControlCore.Worker(
                 lcore: lcore, arp: try ring("tf_arp_\(lcore)"), misses: try ring("tf_miss_\(lcore)"),
                 handoff: try ring("tf_handoff_\(lcore)"),
+                learningReports: learnedAges == nil ? nil : try ring("tf_learn_\(lcore)", elementSize: 16),
                 pending: PendingBuffer(perCore: configuration.pending.perCore, perNeighbor: configuration.pending.perNeighbor,
                                        nextHopCapacity: settings.maxNextHops)))
         }
@@ -117,7 +122,10 @@ public enum Forwarder {
             uplink: uplink, queue: queues, workers: controlWorkers, pool: pool,
             counters: counters.block(lcore: EAL.mainLcore), nextHops: nextHops, resolutions: resolutions,
             publisher: publisher, telemetry: telemetry, server: server, kernel: kernel,
-            pendingSettings: configuration.pending, running: running, overlay: overlay, resolver: resolver)
+            pendingSettings: configuration.pending, running: running, overlay: overlay, resolver: resolver,
+            learning: learnedAges.map {
+                ControlCore.Learning(ages: $0, agingTicks: LearningClock.ticks(seconds: configuration.learning.agingSeconds, tscHz: EAL.tscHz))
+            })
 
         let tscHz = EAL.tscHz
         telemetry.markStarted()
@@ -129,6 +137,7 @@ public enum Forwarder {
                 forwarding: publisher.reader, quiescentState: publisher.quiescentState,
                 nextHops: nextHops, counters: counters.block(lcore: worker.lcore),
                 toControl: worker.arp, fromControl: worker.handoff, misses: worker.misses, resolutions: resolutions, pending: worker.pending,
+                learning: learnedAges.map { WorkerLearning(reports: worker.learningReports!, ages: $0) },
                 lifetimeCycles: UInt64(configuration.pending.lifetimeMs) * tscHz / 1000, tscHz: tscHz,
                 firstPacketDelay: delays[index], pool: pool, burst: settings.burst, running: running)
             try WorkerLauncher.launch(setup)

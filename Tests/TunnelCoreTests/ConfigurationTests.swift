@@ -55,6 +55,7 @@ final class ConfigurationTests: XCTestCase {
               - { address: 192.168.50.2, mac: "02:00:00:00:00:aa" }
             resolution: { retry_initial_ms: 50, retry_max_ms: 2000, min_interval_ms: 5, reachable_ms: 60000, probes: 4, max_requests_per_second: 100 }
             pending: { lifetime_ms: 1500, per_core: 65536, per_neighbor: 65536 }
+            learning: { enabled: false, max_entries: 1000, aging_s: 30 }
             kernel_sync: { interface: tunnelfwd0 }
             dataplane: { burst: 64, rx_descriptors: 2048, tx_descriptors: 512, extra_mbufs: 0, max_tunnels: 3, max_next_hops: 3 }
             """
@@ -89,6 +90,9 @@ final class ConfigurationTests: XCTestCase {
         var p = PendingSettings()
         (p.lifetimeMs, p.perCore, p.perNeighbor) = (1500, 65536, 65536)
         XCTAssertEqual(c.pending, p)
+        var l = LearningSettings()
+        (l.enabled, l.maxEntries, l.agingSeconds) = (false, 1000, 30)
+        XCTAssertEqual(c.learning, l)
         XCTAssertEqual(c.kernelSync, KernelSync(interface: "tunnelfwd0"))
         var d = DataplaneSettings()
         (d.burst, d.rxDescriptors, d.txDescriptors, d.extraMbufs, d.maxTunnels, d.maxNextHops) =
@@ -108,6 +112,9 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(c.uplink.mtu, 1500)
         XCTAssertEqual(c.resolution, ResolutionSettings())
         XCTAssertEqual(c.pending, PendingSettings())
+        XCTAssertEqual(c.learning, LearningSettings())
+        XCTAssertTrue(c.learning.enabled)
+        XCTAssertEqual(c.learning.agingSeconds, 300)
         XCTAssertEqual(c.dataplane, DataplaneSettings())
         XCTAssertNil(c.kernelSync)
 
@@ -412,6 +419,10 @@ final class ConfigurationTests: XCTestCase {
         assertError(base + "dataplane: { tx_descriptors: 32 }\n", path: "dataplane.tx_descriptors", values: ["32"])
         assertError(base + "pending: { lifetime_ms: 600001 }\n", path: "pending.lifetime_ms", values: ["600001"])
         assertError(base + "pending: { per_core: 0 }\n", path: "pending.per_core", values: ["0"])
+        assertError(base + "learning: { aging_s: 0 }\n", path: "learning.aging_s", values: ["0"])
+        assertError(base + "learning: { max_entries: 1048577 }\n", path: "learning.max_entries", values: ["1048577"])
+        assertError(base + "learning: { enabled: sometimes }\n", path: "learning.enabled", values: ["sometimes"])
+        assertError(base + "learning: { ageing: 5 }\n", path: "learning.ageing")
         assertError(base + "tunnels: [ { name: t1, type: vxlan, remote: 192.168.50.2, vni: 1, ttl: 0 } ]\n",
                     path: "tunnels[0].ttl", values: ["0", "1..255"])
         assertError(base + "resolution: { retry_initial_ms: 500, retry_max_ms: 100 }\n",

@@ -12,7 +12,7 @@ extension Configuration {
     /// Top-level keys of the YAML document.
     static let topLevelKeys = [
         "uplink", "access", "tunnels", "forwarding", "flood", "neighbors",
-        "resolution", "pending", "kernel_sync", "dataplane",
+        "resolution", "pending", "learning", "kernel_sync", "dataplane",
     ]
 
     /// Parses and validates a YAML configuration. The first problem found is thrown, with
@@ -37,6 +37,7 @@ extension Configuration {
         neighbors = try v.neighbors(top.sequence("neighbors"), path: "neighbors")
         if let node = try top.optional("resolution") { resolution = try v.resolution(node, path: "resolution") }
         if let node = try top.optional("pending") { pending = try v.pending(node, path: "pending") }
+        if let node = try top.optional("learning") { learning = try v.learning(node, path: "learning") }
         if let node = try top.optional("kernel_sync") { kernelSync = try v.kernelSync(node, path: "kernel_sync") }
         if let node = try top.optional("dataplane") {
             dataplane = try v.dataplane(node, path: "dataplane", tunnels: tunnels, nextHops: tunnelNextHops.count)
@@ -406,6 +407,15 @@ private struct Validator {
         s.lifetimeMs = try m.int("lifetime_ms", 1...600_000, default: s.lifetimeMs)
         s.perCore = try m.int("per_core", 1...1_048_576, default: s.perCore)
         s.perNeighbor = try m.int("per_neighbor", 1...1_048_576, default: s.perNeighbor)
+        return s
+    }
+
+    func learning(_ node: Node, path: String) throws(E) -> LearningSettings {
+        let m = try MappingReader(node, path: path, allowed: ["enabled", "max_entries", "aging_s"])
+        var s = LearningSettings()
+        s.enabled = try m.bool("enabled") ?? s.enabled
+        s.maxEntries = try m.int("max_entries", 1...1_048_576, default: s.maxEntries)
+        s.agingSeconds = try m.int("aging_s", 1...86_400, default: s.agingSeconds)
         return s
     }
 

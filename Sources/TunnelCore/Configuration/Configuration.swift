@@ -10,6 +10,7 @@ public struct Configuration: Sendable, Equatable {
     public var neighbors: [StaticNeighbor]
     public var resolution: ResolutionSettings
     public var pending: PendingSettings
+    public var learning: LearningSettings
     public var kernelSync: KernelSync?
     public var dataplane: DataplaneSettings
 
@@ -17,8 +18,8 @@ public struct Configuration: Sendable, Equatable {
         uplink: Uplink, access: [AccessPort] = [], tunnels: [Tunnel] = [],
         forwarding: [ForwardingEntry] = [], flood: [FloodList] = [],
         neighbors: [StaticNeighbor] = [], resolution: ResolutionSettings = .init(),
-        pending: PendingSettings = .init(), kernelSync: KernelSync? = nil,
-        dataplane: DataplaneSettings = .init()
+        pending: PendingSettings = .init(), learning: LearningSettings = .init(),
+        kernelSync: KernelSync? = nil, dataplane: DataplaneSettings = .init()
     ) {
         self.uplink = uplink
         self.access = access
@@ -28,6 +29,7 @@ public struct Configuration: Sendable, Equatable {
         self.neighbors = neighbors
         self.resolution = resolution
         self.pending = pending
+        self.learning = learning
         self.kernelSync = kernelSync
         self.dataplane = dataplane
     }
@@ -180,6 +182,18 @@ public struct PendingSettings: Sendable, Equatable {
     public var perCore: Int = 8192
     /// Packets one worker may hold for one next hop.
     public var perNeighbor: Int = 256
+
+    public init() {}
+}
+
+/// Learning inner MACs from decapsulated traffic (SPEC F2). The defaults are Linux's
+/// bridge and vxlan ageing time and a table as large as the static one may be.
+public struct LearningSettings: Sendable, Equatable {
+    public var enabled = true
+    /// Entries the learnt table holds; MACs beyond it stay unknown (flooded to).
+    public var maxEntries = 16384
+    /// A learnt MAC not seen for this long is forgotten.
+    public var agingSeconds = 300
 
     public init() {}
 }

@@ -31,6 +31,17 @@ public struct Overlay: Sendable {
     /// Each tunnel's outer header, built once when the tunnel is added: a plan copies them.
     private var headers: [String: OuterHeaderTemplate] = [:]
     public private(set) var forwarding: [MACKey: String] = [:]
+    /// MACs learnt from decapsulated traffic; a static entry (`forwarding`) for the same
+    /// key takes precedence and is never learnt over.
+    public private(set) var learned: LearnedMACs
+    /// Where a tunnel packet comes from, as far as learning can tell: the first tunnel
+    /// created with this format, remote and VNI (another port or flow id is a twin).
+    private struct Origin: Hashable {
+        var type: EncapsulationType
+        var remote: IPv4Address
+        var vni: VNI
+    }
+    private var byOrigin: [Origin: String] = [:]
     public private(set) var flood: [VNI: [String]] = [:]
     public private(set) var neighbors: TunnelNeighborTable
 
@@ -42,6 +53,7 @@ public struct Overlay: Sendable {
         self.localMAC = localMAC
         maxTunnels = configuration.dataplane.maxTunnels
         access = zip(accessPortIDs, configuration.access).map { BoundAccessPort(portID: $0, config: $1) }
+        learned = LearnedMACs(capacity: configuration.learning.enabled ? configuration.learning.maxEntries : 0)
         neighbors = TunnelNeighborTable(allocator: NextHopAllocator(
             capacity: configuration.dataplane.maxNextHops,
             quarantineMs: UInt64(configuration.pending.lifetimeMs) + 1000))
@@ -81,6 +93,8 @@ public struct Overlay: Sendable {
         byName[tunnel.name] = tunnel
         byEndpoint[TunnelRules.Endpoint(tunnel)] = tunnel.name
         headers[tunnel.name] = OuterHeaderTemplate(tunnel: tunnel, localAddress: uplink.address.address, localMAC: localMAC)
+        let origin = Origin(type: tunnel.type, remote: tunnel.remote, vni: tunnel.vni)
+        if byOrigin[origin] == nil { byOrigin[origin] = tunnel.name }
         return result
     }
 
@@ -90,15 +104,21 @@ public struct Overlay: Sendable {
         tunnels.removeAll { $0.name == name }
         byEndpoint[TunnelRules.Endpoint(tunnel)] = nil
         headers[name] = nil
+        let origin = Origin(type: tunnel.type, remote: tunnel.remote, vni: tunnel.vni)
+        if byOrigin[origin] == name {
+            byOrigin[origin] = tunnels.first { Origin(type: $0.type, remote: $0.remote, vni: $0.vni) == origin }?.name
+        }
         let before = forwarding.count
         forwarding = forwarding.filter { $0.value != name }
+        let learnedRemoved = learned.forget(tunnel: name)
         var floodLeft = 0
         for (segment, list) in flood where list.contains(name) {
             flood[segment] = list.filter { $0 != name }
             floodLeft += 1
         }
         let removed = neighbors.detach(tunnel: name, nextHop: nextHop(of: tunnel)!, nowMs: nowMs)
-        return DeletedTunnel(forwardingEntriesRemoved: before - forwarding.count, floodListsLeft: floodLeft, removedNextHop: removed)
+        return DeletedTunnel(forwardingEntriesRemoved: before - forwarding.count + learnedRemoved, floodListsLeft: floodLeft,
+                             removedNextHop: removed)
     }
 
     public mutating func addForwarding(segment: VNI, mac: MACAddress, tunnel name: String) throws(OverlayError) {
@@ -108,18 +128,36 @@ public struct Overlay: Sendable {
         let key = MACKey(segment: segment, mac: mac)
         if let existing = forwarding[key] { throw .duplicateForwarding(segment: segment, mac: mac, tunnel: existing) }
         forwarding[key] = name
+        learned.forget(key)
     }
 
+    /// Deletes a static entry, or else a learnt one.
     public mutating func deleteForwarding(segment: VNI, mac: MACAddress) throws(OverlayError) {
-        guard forwarding.removeValue(forKey: MACKey(segment: segment, mac: mac)) != nil else {
+        let key = MACKey(segment: segment, mac: mac)
+        guard forwarding.removeValue(forKey: key) != nil || learned.forget(key) != nil else {
             throw .unknownForwarding(segment: segment, mac: mac)
         }
+    }
+
+    /// Learns where a worker saw an inner MAC come from. `nil` when there is nothing to
+    /// learn: no tunnel of ours has that origin, or a static entry owns the MAC.
+    public mutating func learn(_ report: LearningReport) -> LearnedMACs.Outcome? {
+        let key = MACKey(segment: report.vni, mac: report.mac)
+        guard forwarding[key] == nil, !report.mac.isMulticast, report.mac != .zero,
+              let tunnel = byOrigin[Origin(type: report.type, remote: report.remote, vni: report.vni)] else { return nil }
+        return learned.learn(key, tunnel: tunnel)
+    }
+
+    /// Forgets the learnt MACs not seen for `agingTicks`; returns how many.
+    public mutating func expireLearned(now: UInt64, agingTicks: UInt64, lastSeen: (Int) -> UInt64) -> Int {
+        learned.expire(now: now, agingTicks: agingTicks, lastSeen: lastSeen).count
     }
 
     /// The forwarding state the workers need, with outer headers ready for each tunnel.
     public func plan() -> ForwardingPlan {
         var plan = ForwardingPlan()
         let vnis = Set(access.map(\.config.segment)).union(forwarding.keys.map(\.segment)).union(flood.keys)
+            .union(learned.entries.keys.map(\.segment))
         plan.segments = vnis.sorted()
         let segmentIndex = Dictionary(uniqueKeysWithValues: plan.segments.enumerated().map { ($1, UInt16($0)) })
         var tunnelIndex: [String: TunnelIndex] = [:]
@@ -148,6 +186,10 @@ public struct Overlay: Sendable {
         }
         plan.macs = forwarding.map { key, name in
             ForwardingPlan.MACEntry(segment: segmentIndex[key.segment]!, mac: key.mac, tunnel: tunnelIndex[name]!)
+        }
+        plan.macs += learned.entries.map { key, entry in
+            ForwardingPlan.MACEntry(segment: segmentIndex[key.segment]!, mac: key.mac, tunnel: tunnelIndex[entry.tunnel]!,
+                                    learnedSlot: entry.slot)
         }
         return plan
     }

@@ -127,6 +127,14 @@ public enum Decapsulation {
     }
 }
 
+extension Decapsulation {
+    /// The outer IPv4 source of a frame that `classify` found to be a tunnel packet.
+    @inlinable @inline(__always)
+    public static func outerSource(of frame: UnsafeRawPointer) -> IPv4Address {
+        IPv4Address(rawValue: UInt32(bigEndian: frame.loadUnaligned(fromByteOffset: HeaderSize.ethernet + 12, as: UInt32.self)))
+    }
+}
+
 extension VNI {
     /// For 24-bit values taken from a header: always in range.
     @inlinable

@@ -50,6 +50,15 @@ public struct OuterHeaderTemplate: Sendable {
     @inlinable
     public var mtuOverhead: Int { length &- HeaderSize.ethernet }
 
+    /// The remote endpoint (the IPv4 destination, bytes 30..<34): where the tunnel's
+    /// packets come from, for learning.
+    @inlinable
+    public var remoteAddress: IPv4Address {
+        let high = UInt32(truncatingIfNeeded: middle[1] >> 48)   // bytes 30, 31 as in memory
+        let low = UInt32(truncatingIfNeeded: word4) & 0xFFFF       // bytes 32, 33
+        return IPv4Address(rawValue: UInt32(bigEndian: high | low << 16))
+    }
+
     /// The outer header length for a tunnel type.
     @inlinable
     public static func length(of type: EncapsulationType) -> Int {

@@ -5,11 +5,14 @@ public struct ForwardingPlan: Sendable {
         public var segment: UInt16
         public var mac: MACAddress
         public var tunnel: TunnelIndex
+        /// The entry's slot in `LearnedAges` when it was learnt; `nil` for a static one.
+        public var learnedSlot: Int?
 
-        public init(segment: UInt16, mac: MACAddress, tunnel: TunnelIndex) {
+        public init(segment: UInt16, mac: MACAddress, tunnel: TunnelIndex, learnedSlot: Int? = nil) {
             self.segment = segment
             self.mac = mac
             self.tunnel = tunnel
+            self.learnedSlot = learnedSlot
         }
     }
 
@@ -113,7 +116,8 @@ public final class ForwardingSnapshot: @unchecked Sendable {
             while buckets[i].tunnelPlusOne != 0 && buckets[i].key != key {
                 i = (i &+ 1) & (bucketCount - 1)
             }
-            buckets[i] = ForwardingBucket(key: key, tunnelPlusOne: entry.tunnel.rawValue + 1, padding: 0)
+            buckets[i] = ForwardingBucket(key: key, tunnelPlusOne: entry.tunnel.rawValue + 1,
+                                          learnedSlotPlusOne: entry.learnedSlot.map { UInt32($0) + 1 } ?? 0)
         }
         view = UnsafePointer(viewPointer)
     }

@@ -70,7 +70,8 @@ struct ForwardingBucket {
     @usableFromInline var key: UInt64
     /// Tunnel index + 1; 0 marks an empty bucket.
     @usableFromInline var tunnelPlusOne: UInt32
-    @usableFromInline var padding: UInt32
+    /// The entry's `LearnedAges` slot + 1; 0 for a static entry.
+    @usableFromInline var learnedSlotPlusOne: UInt32
 }
 
 /// The read-only forwarding state of the data plane: access bindings, segments with their
@@ -138,11 +139,25 @@ public struct ForwardingView {
     /// The tunnel of a forwarding key (`key(segment:mac:)`); `nil` when it has none.
     @inlinable @inline(__always)
     public func tunnel(key: UInt64) -> TunnelIndex? {
+        bucket(key: key).map { TunnelIndex(rawValue: $0.tunnelPlusOne &- 1) }
+    }
+
+    /// The tunnel of a forwarding key and, when the entry was learnt, its slot in
+    /// `LearnedAges`; `nil` when the key has no entry.
+    @inlinable @inline(__always)
+    public func route(key: UInt64) -> (tunnel: TunnelIndex, learnedSlot: Int?)? {
+        bucket(key: key).map { b in
+            (TunnelIndex(rawValue: b.tunnelPlusOne &- 1), b.learnedSlotPlusOne == 0 ? nil : Int(b.learnedSlotPlusOne &- 1))
+        }
+    }
+
+    @inlinable @inline(__always)
+    func bucket(key: UInt64) -> ForwardingBucket? {
         var i = bucketIndex(of: key)
         while true {
             let bucket = buckets[i]
             if bucket.tunnelPlusOne == 0 { return nil }
-            if bucket.key == key { return TunnelIndex(rawValue: bucket.tunnelPlusOne &- 1) }
+            if bucket.key == key { return bucket }
             i = (i &+ 1) & Int(truncatingIfNeeded: bucketMask)
         }
     }

@@ -23,6 +23,8 @@ struct ControlCore {
         var misses: OpaquePointer
         /// Uplink frames the device steered to the control core's queue, for this worker.
         var handoff: OpaquePointer
+        /// This worker's `LearningReport`s; `nil` when learning is off.
+        var learningReports: OpaquePointer?
         var pending: PendingBuffer
     }
 
@@ -44,12 +46,25 @@ struct ControlCore {
     let running: RunFlag
     var overlay: Overlay
     var resolver: NeighborResolver
+    var learning: Learning?
+
+    /// The control core's side of learning: where workers note when learnt MACs were
+    /// last seen, the ageing time, and whether the workers' snapshot lags the model.
+    struct Learning {
+        let ages: LearnedAges
+        let agingTicks: UInt64
+        var changed = false
+        var publishedMs: UInt64 = 0
+    }
 
     private static let burst = 32
     /// Idle sleep between polls: ARP and commands are answered within this, and the
     /// control core leaves its CPU to others when there is nothing to do.
     private static let idleMicroseconds: UInt32 = 200
     private static let telemetryPeriodMs: UInt64 = 250
+    /// Learnt changes are published at most this often: a burst of new MACs costs one
+    /// snapshot, not one per MAC.
+    private static let learningPublishPeriodMs: UInt64 = 20
 
     var localAddress: IPv4Address { overlay.uplink.address.address }
 
@@ -76,6 +91,7 @@ struct ControlCore {
                     apply(resolver.miss(id, nowMs: now))
                 }
                 work += n + m
+                if let reports = worker.learningReports { work += learn(from: reports, into: frames) }
             }
             work += receiveFromUplink(into: frames, nowMs: now)
             apply(resolver.tick(nowMs: now))
@@ -83,8 +99,10 @@ struct ControlCore {
             publisher.reclaim()
             if now &- lastExpiry >= 1000 {
                 resolver.expireUnused(nowMs: now)
+                expireLearned()
                 lastExpiry = now
             }
+            publishLearned(nowMs: now)
             if now &- lastTelemetry >= Self.telemetryPeriodMs {
                 publishTelemetry(nowMs: now)
                 lastTelemetry = now
@@ -101,8 +119,57 @@ struct ControlCore {
             while rte_ring_sc_dequeue(worker.arp, &frame) == 0 { rte_pktmbuf_free(OpaquePointer(frame)) }
             while rte_ring_sc_dequeue(worker.misses, &frame) == 0 {}
             while rte_ring_sc_dequeue(worker.handoff, &frame) == 0 { rte_pktmbuf_free(OpaquePointer(frame)) }
+            // Learning reports hold no mbufs: the ring is freed with them in it.
         }
         kernel?.removeAll()
+    }
+
+    // MARK: learning
+
+    /// Takes a burst of a worker's learning reports into the model. `scratch` is the
+    /// loop's frame array, used as room for 16 reports of two words.
+    private mutating func learn(from reports: OpaquePointer, into scratch: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Int {
+        let words = UnsafeMutableRawPointer(scratch)
+        let n = Int(rte_ring_sc_dequeue_burst_elem(reports, words, 16, UInt32(Self.burst / 2), nil))
+        let tick = LearningClock.tick(tsc: rte_rdtsc())
+        for i in 0..<n {
+            let pair = (words.load(fromByteOffset: i * 16, as: UInt64.self), words.load(fromByteOffset: i * 16 + 8, as: UInt64.self))
+            guard let report = LearningReport(words: pair), let outcome = overlay.learn(report) else { continue }
+            switch outcome {
+            case .added(let slot):
+                learning!.ages.touch(slot, tick: tick)
+                counters.add(.learned)
+                learning!.changed = true
+            case .moved(let slot, _):
+                learning!.ages.touch(slot, tick: tick)
+                counters.add(.learnedMoves)
+                learning!.changed = true
+            case .unchanged(let slot):
+                // The worker's snapshot predates the entry: nothing to publish.
+                learning!.ages.touch(slot, tick: tick)
+            case .full:
+                counters.add(.learnedTableFull)
+            }
+        }
+        return n
+    }
+
+    private mutating func expireLearned() {
+        guard let ages = learning?.ages, let agingTicks = learning?.agingTicks else { return }
+        let aged = overlay.expireLearned(now: LearningClock.tick(tsc: rte_rdtsc()), agingTicks: agingTicks, lastSeen: ages.lastSeen)
+        guard aged > 0 else { return }
+        counters.add(.learnedAged, aged)
+        learning!.changed = true
+    }
+
+    /// Publishes the learnt changes without waiting for the workers (nobody waits for a
+    /// reply); the old snapshot is reclaimed once they have all moved on.
+    private mutating func publishLearned(nowMs: UInt64) {
+        guard let l = learning, l.changed, nowMs &- l.publishedMs >= Self.learningPublishPeriodMs else { return }
+        _ = publisher.publish(ForwardingSnapshot(overlay.plan()))
+        learning!.changed = false
+        learning!.publishedMs = nowMs
+        counters.set(.learnedNow, overlay.learned.count)
     }
 
     // MARK: resolution

@@ -15,6 +15,15 @@ public enum Counter: Int, CaseIterable, Sendable {
     case busyCycles, busyPackets
     /// A gauge, not a counter: packets in this lcore's pending buffer now.
     case pendingNow
+    /// Workers: inner source MACs reported to the control core for learning (at most one
+    /// report per MAC and remote per learning tick).
+    case learningReports
+    /// Control core: MACs learnt, moved to another tunnel, and forgotten for age.
+    case learned, learnedMoves, learnedAged
+    /// Control core: reports not learnt because the learnt table was full.
+    case learnedTableFull
+    /// A gauge on the control core: learnt entries now.
+    case learnedNow
 
     public var name: String {
         switch self {
@@ -32,6 +41,12 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .busyCycles: "busy_cycles"
         case .busyPackets: "busy_packets"
         case .pendingNow: "pending_now"
+        case .learningReports: "learning_reports"
+        case .learned: "learned"
+        case .learnedMoves: "learned_moves"
+        case .learnedAged: "learned_aged"
+        case .learnedTableFull: "learned_table_full"
+        case .learnedNow: "learned_now"
         }
     }
 }

@@ -30,6 +30,8 @@ struct WorkerSetup: @unchecked Sendable {
     /// Bumped by the control core whenever a next hop gains a MAC: time to flush.
     var resolutions: ResolutionSignal
     var pending: PendingBuffer
+    /// `nil` when learning is off.
+    var learning: WorkerLearning?
     /// Pending-packet lifetime in TSC cycles.
     var lifetimeCycles: UInt64
     var tscHz: UInt64
@@ -37,6 +39,14 @@ struct WorkerSetup: @unchecked Sendable {
     var pool: MbufPool
     var burst: Int
     var running: RunFlag
+}
+
+/// What a worker needs to learn inner MACs from decapsulated traffic: the ring its
+/// reports go to (16-byte `LearningReport` elements, single producer) and the words
+/// where it notes that a learnt MAC was seen.
+struct WorkerLearning: @unchecked Sendable {
+    var reports: OpaquePointer
+    var ages: LearnedAges
 }
 
 /// A worker lcore's run-to-completion loop: receive a burst on each access port,
@@ -66,6 +76,17 @@ struct Worker {
     private var drainedAt: UInt64 = 0
     /// TSC of the current loop iteration: deadlines and delays are measured against it.
     private var now: UInt64 = 0
+    /// The last report per small hash of (forwarding key, remote): a MAC that keeps
+    /// arriving before the control core has learnt it is reported once a tick, not once a
+    /// packet.
+    private let recentReports: UnsafeMutablePointer<RecentReport>
+    private static let recentReportSlots = 64
+
+    private struct RecentReport: Equatable {
+        var key: UInt64
+        var remote: UInt32
+        var tick: UInt64
+    }
 
     init(_ setup: WorkerSetup) {
         self.setup = setup
@@ -80,6 +101,8 @@ struct Worker {
             (toAccess + i).initialize(to: TxBuffer(port: PortID(rawValue: port), queue: setup.queue, capacity: setup.burst))
         }
         pending = setup.pending
+        recentReports = .allocate(capacity: Self.recentReportSlots)
+        recentReports.initialize(repeating: RecentReport(key: 0, remote: 0, tick: .max), count: Self.recentReportSlots)
     }
 
     mutating func run() {
@@ -124,6 +147,7 @@ struct Worker {
         keys.deallocate()
         routes.deallocate()
         rx.deallocate()
+        recentReports.deallocate()
     }
 
     // MARK: access ports -> tunnels
@@ -394,6 +418,7 @@ struct Worker {
         if received > 0 { counters.add(.rx, received) }
         n &+= received
         var decapsulated = 0
+        var lastSource = LastSource()
         for i in 0..<n {
             let m = rx[i].unsafelyUnwrapped
             let frame = tf_mbuf_data(m).unsafelyUnwrapped
@@ -409,8 +434,18 @@ struct Worker {
                 continue
             }
             switch Decapsulation.classify(frame, length: length, local: setup.localAddress, ports: view.pointee.decapsulationPorts) {
-            case .inner(_, let vni, let innerOffset, let innerLength):
-                if deliver(m, vni: vni, innerOffset: innerOffset, innerLength: innerLength, view: view) { decapsulated &+= 1 }
+            case .inner(let type, let vni, let innerOffset, let innerLength):
+                guard let segment = view.pointee.segment(vni: vni), case let targets = view.pointee.deliveries(segment: segment),
+                      !targets.isEmpty else {
+                    drop(m, .unknownVNI)
+                    continue
+                }
+                if setup.learning != nil {
+                    learnSource(of: frame + innerOffset, segment: segment, vni: vni, type: type,
+                                remote: Decapsulation.outerSource(of: frame), view: view, last: &lastSource)
+                }
+                deliver(m, to: targets, innerOffset: innerOffset, innerLength: innerLength)
+                decapsulated &+= 1
             case .notForUs: drop(m, .notForUs)
             case .malformed: drop(m, .malformed)
             case .badChecksum: drop(m, .badChecksum)
@@ -421,16 +456,10 @@ struct Worker {
         return n
     }
 
-    /// Strips the outer headers and sends the inner frame to every access port of its
-    /// segment (tagged with the port's VLAN, if it has one); false when it was dropped
-    /// for want of a segment.
+    /// Strips the outer headers and sends the inner frame to the access ports of its
+    /// segment (tagged with the port's VLAN, if it has one).
     @inline(__always)
-    private mutating func deliver(_ m: OpaquePointer, vni: VNI, innerOffset: Int, innerLength: Int, view: UnsafePointer<ForwardingView>) -> Bool {
-        guard let segment = view.pointee.segment(vni: vni), case let targets = view.pointee.deliveries(segment: segment),
-              !targets.isEmpty else {
-            drop(m, .unknownVNI)
-            return false
-        }
+    private mutating func deliver(_ m: OpaquePointer, to targets: UnsafeBufferPointer<AccessDelivery>, innerOffset: Int, innerLength: Int) {
         _ = rte_pktmbuf_adj(m, UInt16(truncatingIfNeeded: innerOffset))
         // Ethernet padding after a short outer packet is not part of the inner frame.
         let padding = Int(tf_mbuf_pkt_len(m)) &- innerLength
@@ -438,7 +467,54 @@ struct Worker {
         Self.replicate(m, to: targets, pool: setup.pool, counters: counters) { frame, target in
             send(frame, to: target)
         }
-        return true
+    }
+
+    /// The source a burst's previous decapsulated frame was learnt from: frames from one
+    /// MAC through one tunnel come in runs, and a run is looked at once.
+    private struct LastSource {
+        var key = UInt64.max
+        var remote = IPv4Address(rawValue: 0)
+        var type = EncapsulationType.vxlan
+    }
+
+    /// Data-plane learning, VPP's way: the worker only reads. A source MAC that the
+    /// forwarding table already sends back through the tunnel it came from costs one
+    /// lookup per run (and, for a learnt entry, a store once a tick so that it does not
+    /// age out); anything else is reported to the control core, which owns the table. A
+    /// static entry is never learnt over.
+    @inline(__always)
+    private mutating func learnSource(
+        of inner: UnsafeRawPointer, segment: UInt16, vni: VNI, type: EncapsulationType, remote: IPv4Address,
+        view: UnsafePointer<ForwardingView>, last: inout LastSource
+    ) {
+        let mac = EthernetFrame.source(of: inner)
+        let key = ForwardingView.key(segment: segment, mac: mac)
+        guard key != last.key || remote != last.remote || type != last.type else { return }
+        last = LastSource(key: key, remote: remote, type: type)
+        guard !mac.isMulticast, mac != .zero else { return }
+        let tick = LearningClock.tick(tsc: now)
+        if let route = view.pointee.route(key: key) {
+            guard let slot = route.learnedSlot else { return }
+            let header = view.pointee.entry(route.tunnel).pointee.header
+            if header.type == type && header.remoteAddress == remote {
+                setup.learning.unsafelyUnwrapped.ages.touch(slot, tick: tick)
+                return
+            }
+        }
+        report(LearningReport(mac: mac, vni: vni, type: type, remote: remote), key: key, tick: tick)
+    }
+
+    @inline(never)
+    private mutating func report(_ news: LearningReport, key: UInt64, tick: UInt64) {
+        let recent = RecentReport(key: key, remote: news.remote.rawValue, tick: tick)
+        let slot = Int(truncatingIfNeeded: ((key ^ UInt64(recent.remote)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
+        guard recentReports[slot] != recent else { return }
+        recentReports[slot] = recent
+        var words = news.words
+        // A full ring loses nothing for good: the MAC is reported again next tick.
+        if rte_ring_sp_enqueue_elem(setup.learning.unsafelyUnwrapped.reports, &words, 16) == 0 {
+            counters.add(.learningReports)
+        }
     }
 
     @inline(__always)

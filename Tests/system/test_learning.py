@@ -1,0 +1,75 @@
+"""Learning inner MACs from decapsulated traffic (SPEC F2): a MAC that answers from behind
+a tunnel is then sent to that tunnel alone, instead of to the segment's flood list, until
+it falls silent for the ageing time."""
+
+from tfsys import REMOTE2_IP, REMOTE2_MAC, REMOTE_IP, REMOTE_MAC, VNI, VX_IP, drops, nonzero, run
+
+
+def ping(topo, count: int, interval: float):
+    p = run(["ping", "-c", str(count), "-i", str(interval), "-W", "2", VX_IP], ns=topo.vms[0], check=False)
+    return f"{count} received" in p.stdout, p.stdout
+
+
+def flooding_config(config_for, topo, learning: dict) -> dict:
+    """Tunnels t1 (to the kernel peer) and t2 (to a silent remote), both in the flood
+    list; no static forwarding entry."""
+    return config_for(
+        topo,
+        tunnels=[{"name": "t1", "type": "vxlan", "remote": REMOTE_IP, "vni": VNI},
+                 {"name": "t2", "type": "vxlan", "remote": REMOTE2_IP, "vni": VNI}],
+        forwarding=[],
+        flood=[{"segment": VNI, "tunnels": ["t1", "t2"]}],
+        neighbors=[{"address": REMOTE_IP, "mac": REMOTE_MAC}, {"address": REMOTE2_IP, "mac": REMOTE2_MAC}],
+        learning=learning)
+
+
+def test_remote_mac_is_learnt_then_unicast_then_aged_out(make_topology, start_forwarder, config_for):
+    """No static entry for the kernel vxlan peer's MAC and two tunnels in the flood list
+    (t2's remote is silent): before learning every frame to the peer is copied to both;
+    once a reply has come back through t1, frames go to t1 only."""
+    topo = make_topology()
+    config = flooding_config(config_for, topo, learning={"aging_s": 2})
+    fwd = start_forwarder(topo, config)
+    assert fwd.stats()["learned_now"] == 0
+
+    before = fwd.stats()
+    ok, out = ping(topo, 3, 0.2)
+    learnt = fwd.settle(before)
+    assert ok, f"{out}\ncounters {nonzero(learnt)}"
+    # The VM's ARP request went to both tunnels; the peer's replies taught us its MAC.
+    assert learnt["flood_copies"] >= 1, nonzero(learnt)
+    assert learnt["learning_reports"] >= 1 and learnt["learned"] == 1, nonzero(learnt)
+    now = fwd.stats()
+    assert now["learned_now"] == 1, f"{nonzero(learnt)} {[(k, v) for k, v in now.items() if 'learn' in k]}"
+
+    before = fwd.stats()
+    ok, out = ping(topo, 20, 0.05)
+    unicast = fwd.settle(before)
+    assert ok, f"{out}\ncounters {nonzero(unicast)}"
+    assert unicast["encapsulated"] >= 20 and unicast["decapsulated"] >= 20, nonzero(unicast)
+    assert unicast["flood_copies"] == 0, f"frames to a learnt MAC were flooded: {nonzero(unicast)}"
+    assert unicast["learned"] == 0 and unicast["learned_moves"] == 0, nonzero(unicast)
+    assert not drops(unicast), nonzero(unicast)
+
+    # Silent for longer than aging_s (2 s; checked once a second): forgotten.
+    aged = fwd.wait_stats(before, lambda d: d.get("learned_aged", 0) >= 1, timeout=8, what="the learnt MAC to age out")
+    assert fwd.stats()["learned_now"] == 0, nonzero(aged)
+
+    before = fwd.stats()
+    ok, out = ping(topo, 1, 0.2)
+    flooded = fwd.settle(before)
+    assert ok, f"{out}\ncounters {nonzero(flooded)}"
+    assert flooded["flood_copies"] >= 1, f"a forgotten MAC must be flooded to again: {nonzero(flooded)}"
+
+
+def test_learning_off_keeps_flooding(make_topology, start_forwarder, config_for):
+    topo = make_topology()
+    config = flooding_config(config_for, topo, learning={"enabled": False})
+    fwd = start_forwarder(topo, config)
+    before = fwd.stats()
+    ok, out = ping(topo, 5, 0.1)
+    delta = fwd.settle(before)
+    assert ok, f"{out}\ncounters {nonzero(delta)}"
+    assert delta["learned"] == 0 and delta["learning_reports"] == 0, nonzero(delta)
+    # Every frame to the peer (ARP request, five echo requests) is copied to t2 as well.
+    assert delta["flood_copies"] >= 6, nonzero(delta)
