@@ -419,6 +419,9 @@ struct Worker {
         n &+= received
         var decapsulated = 0
         var lastSource = LastSource()
+        // Tunnel packets come in runs of one VNI: the segment is looked up once a run.
+        var lastVNI: VNI? = nil
+        var segment: UInt16? = nil
         for i in 0..<n {
             let m = rx[i].unsafelyUnwrapped
             let frame = tf_mbuf_data(m).unsafelyUnwrapped
@@ -435,8 +438,11 @@ struct Worker {
             }
             switch Decapsulation.classify(frame, length: length, local: setup.localAddress, ports: view.pointee.decapsulationPorts) {
             case .inner(let type, let vni, let innerOffset, let innerLength):
-                guard let segment = view.pointee.segment(vni: vni), case let targets = view.pointee.deliveries(segment: segment),
-                      !targets.isEmpty else {
+                if vni != lastVNI {
+                    lastVNI = vni
+                    segment = view.pointee.segment(vni: vni)
+                }
+                guard let segment, case let targets = view.pointee.deliveries(segment: segment), !targets.isEmpty else {
                     drop(m, .unknownVNI)
                     continue
                 }
