@@ -349,7 +349,7 @@ final class ConfigurationTests: XCTestCase {
         assertError(base + "tunnels: [ { name: t1, type: nvgre, remote: 192.168.50.2, vni: 1, dst_port: 4789 } ]\n",
                     path: "tunnels[0].dst_port", values: ["4789", "nvgre"])
         assertError(base + "tunnels: [ { name: t1, type: vxlan, remote: 192.168.50.2, vni: 1, flow_id: 3 } ]\n",
-                    path: "tunnels[0].flow_id", values: ["'3'", "only allowed for nvgre"])
+                    path: "tunnels[0].flow_id", values: ["flow_id 3", "only allowed for nvgre"])
         assertError(base + "tunnels: [ { name: t1, type: nvgre, remote: 192.168.50.2, vni: 1, flow_id: 256 } ]\n",
                     path: "tunnels[0].flow_id", message: "256 is out of range (0..255)")
     }

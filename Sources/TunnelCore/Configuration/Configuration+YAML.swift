@@ -229,46 +229,22 @@ private struct Validator {
                 node, path: p, allowed: ["name", "type", "remote", "vni", "dst_port", "ttl", "df", "flow_id"])
 
             let name = try m.string("name")
-            if let problem = TunnelRules.nameProblem(name) { throw E(path: m.path("name"), message: problem) }
             if let other = tunnelsByName[name] {
                 throw E(path: m.path("name"),
                         message: "duplicate tunnel name \(ConfigurationText.quote(name)) (also \(YAMLReader.item(path, other.index)))")
             }
-
             let typeText = try m.string("type")
             guard let type = EncapsulationType(rawValue: typeText) else {
                 throw E(path: m.path("type"), message: TunnelRules.unknownTypeMessage(typeText))
             }
-
-            let remotePath = m.path("remote")
-            let remote = try parseAddress(m.required("remote"), remotePath)
-            if let problem = TunnelRules.remoteProblem(remote, uplink: uplink) { throw E(path: remotePath, message: problem) }
-
-            let vni = try parseVNI(m.required("vni"), m.path("vni"))
-
-            var dstPort: UInt16?
-            if let node = try m.optional("dst_port") {
-                guard type != .nvgre else {
-                    throw E(path: m.path("dst_port"),
-                            message: "dst_port \(YAMLReader.describe(node)) is not allowed for nvgre (NVGRE has no UDP header)")
-                }
-                dstPort = UInt16(try YAMLReader.int(node, m.path("dst_port"), 1...65535))
-            }
-            let ttl = try m.int("ttl", 1...255, default: 64)
-            let df = try m.bool("df") ?? true
-            var flowID = 0
-            if let node = try m.optional("flow_id") {
-                guard type == .nvgre else {
-                    throw E(path: m.path("flow_id"),
-                            message: "flow_id \(YAMLReader.describe(node)) is only allowed for nvgre, not \(type.rawValue)")
-                }
-                flowID = try YAMLReader.int(node, m.path("flow_id"), 0...255)
-            }
-
             let tunnel = Tunnel(
-                name: name, type: type, remote: remote, vni: vni, destinationPort: dstPort,
-                ttl: UInt8(ttl), dontFragment: df, flowID: UInt8(flowID))
-            if let problem = TunnelRules.portProblem(tunnel, among: result) {
+                name: name, type: type, remote: try parseAddress(m.required("remote"), m.path("remote")),
+                vni: try parseVNI(m.required("vni"), m.path("vni")),
+                destinationPort: try m.int("dst_port", 1...65535).map(UInt16.init),
+                ttl: UInt8(try m.int("ttl", 1...255, default: 64)), dontFragment: try m.bool("df") ?? true,
+                flowID: UInt8(try m.int("flow_id", 0...255, default: 0)))
+            // The same rules, in the same words, as tunnels added at run time.
+            if let problem = TunnelRules.problem(with: tunnel, uplink: uplink) ?? TunnelRules.portProblem(tunnel, among: result) {
                 throw E(path: m.path(problem.field), message: problem.message)
             }
             let key = TunnelRules.Endpoint(tunnel)
