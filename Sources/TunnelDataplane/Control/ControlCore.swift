@@ -129,6 +129,8 @@ struct ControlCore {
     /// Takes a burst of a worker's learning reports into the model. `scratch` is the
     /// loop's frame array, used as room for 16 reports of two words.
     private mutating func learn(from reports: OpaquePointer, into scratch: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Int {
+        guard var state = learning else { return 0 }
+        defer { learning = state }
         let words = UnsafeMutableRawPointer(scratch)
         let n = Int(rte_ring_sc_dequeue_burst_elem(reports, words, 16, UInt32(Self.burst / 2), nil))
         let tick = LearningClock.tick(tsc: rte_rdtsc())
@@ -137,16 +139,16 @@ struct ControlCore {
             guard let report = LearningReport(words: pair), let outcome = overlay.learn(report) else { continue }
             switch outcome {
             case .added(let slot):
-                learning!.ages.touch(slot, tick: tick)
+                state.ages.touch(slot, tick: tick)
                 counters.add(.learned)
-                learning!.changed = true
+                state.changed = true
             case .moved(let slot, _):
-                learning!.ages.touch(slot, tick: tick)
+                state.ages.touch(slot, tick: tick)
                 counters.add(.learnedMoves)
-                learning!.changed = true
+                state.changed = true
             case .unchanged(let slot):
                 // The worker's snapshot predates the entry: nothing to publish.
-                learning!.ages.touch(slot, tick: tick)
+                state.ages.touch(slot, tick: tick)
             case .full:
                 counters.add(.learnedTableFull)
             }
@@ -155,20 +157,23 @@ struct ControlCore {
     }
 
     private mutating func expireLearned() {
-        guard let ages = learning?.ages, let agingTicks = learning?.agingTicks else { return }
-        let aged = overlay.expireLearned(now: LearningClock.tick(tsc: rte_rdtsc()), agingTicks: agingTicks, lastSeen: ages.lastSeen)
+        guard var state = learning else { return }
+        let aged = overlay.expireLearned(now: LearningClock.tick(tsc: rte_rdtsc()), agingTicks: state.agingTicks,
+                                         lastSeen: state.ages.lastSeen)
         guard aged > 0 else { return }
         counters.add(.learnedAged, aged)
-        learning!.changed = true
+        state.changed = true
+        learning = state
     }
 
     /// Publishes the learnt changes without waiting for the workers (nobody waits for a
     /// reply); the old snapshot is reclaimed once they have all moved on.
     private mutating func publishLearned(nowMs: UInt64) {
-        guard let l = learning, l.changed, nowMs &- l.publishedMs >= Self.learningPublishPeriodMs else { return }
+        guard var state = learning, state.changed, nowMs &- state.publishedMs >= Self.learningPublishPeriodMs else { return }
         _ = publisher.publish(ForwardingSnapshot(overlay.plan()))
-        learning!.changed = false
-        learning!.publishedMs = nowMs
+        state.changed = false
+        state.publishedMs = nowMs
+        learning = state
         counters.set(.learnedNow, overlay.learned.count)
     }
 
