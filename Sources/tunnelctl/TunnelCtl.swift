@@ -100,8 +100,24 @@ struct TunnelCommand: ParsableCommand {
 }
 
 struct ForwardingCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "forwarding", abstract: "Add or delete inner-MAC forwarding entries.",
-                                                    subcommands: [Add.self, Del.self])
+    static let configuration = CommandConfiguration(commandName: "forwarding", abstract: "Show, add or delete inner-MAC forwarding entries.",
+                                                    subcommands: [Show.self, Add.self, Del.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The inner-MAC forwarding table: static entries, then learnt ones with the time since their MAC was last seen.")
+        @OptionGroup var target: Target
+        @Option(help: "Only this segment.") var segment: UInt32?
+
+        func run() throws {
+            try perform(.forwardingShow(segment: segment), target) { reply in
+                print("SEGMENT   MAC                TUNNEL                            KIND     SEEN(ms ago)")
+                for row in reply.forwarding ?? [] {
+                    print(pad(String(row.segment), 9), pad(row.mac, 18), pad(row.tunnel, 33), pad(row.learned ? "learnt" : "static", 8),
+                          row.lastSeenMs.map(String.init) ?? "-")
+                }
+            }
+        }
+    }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Forward an inner MAC of a segment to a tunnel.")
@@ -114,7 +130,7 @@ struct ForwardingCommand: ParsableCommand {
     }
 
     struct Del: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove an inner-MAC forwarding entry.")
+        static let configuration = CommandConfiguration(abstract: "Remove an inner-MAC forwarding entry, static or learnt.")
         @OptionGroup var target: Target
         @Option var segment: UInt32
         @Option var mac: String

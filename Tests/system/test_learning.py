@@ -2,7 +2,7 @@
 a tunnel is then sent to that tunnel alone, instead of to the segment's flood list, until
 it falls silent for the ageing time."""
 
-from tfsys import REMOTE2_IP, REMOTE2_MAC, REMOTE_IP, REMOTE_MAC, VNI, VX_IP, drops, nonzero, run
+from tfsys import REMOTE2_IP, REMOTE2_MAC, REMOTE_IP, REMOTE_MAC, VNI, VX_IP, VX_MAC, drops, nonzero, run, tunnelctl, tunnelctl_json
 
 
 def ping(topo, count: int, interval: float):
@@ -41,6 +41,11 @@ def test_remote_mac_is_learnt_then_unicast_then_aged_out(make_topology, start_fo
     assert learnt["learning_reports"] >= 1 and learnt["learned"] == 1, nonzero(learnt)
     now = fwd.stats()
     assert now["learned_now"] == 1, f"{nonzero(learnt)} {[(k, v) for k, v in now.items() if 'learn' in k]}"
+    rows = tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"]
+    assert [(r["segment"], r["mac"], r["tunnel"], r["learned"]) for r in rows] == [(VNI, VX_MAC, "t1", True)], rows
+    assert rows[0]["lastSeenMs"] < 2000, rows
+    assert "learnt" in tunnelctl(fwd.prefix, "forwarding", "show", "--segment", str(VNI)).stdout
+    assert tunnelctl_json(fwd.prefix, "forwarding", "show", "--segment", str(VNI + 1))["forwarding"] == []
 
     before = fwd.stats()
     ok, out = ping(topo, 20, 0.05)
@@ -54,6 +59,7 @@ def test_remote_mac_is_learnt_then_unicast_then_aged_out(make_topology, start_fo
     # Silent for longer than aging_s (2 s; checked once a second): forgotten.
     aged = fwd.wait_stats(before, lambda d: d.get("learned_aged", 0) >= 1, timeout=8, what="the learnt MAC to age out")
     assert fwd.stats()["learned_now"] == 0, nonzero(aged)
+    assert tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"] == []
 
     before = fwd.stats()
     ok, out = ping(topo, 1, 0.2)

@@ -28,6 +28,8 @@ def test_tunnel_added_at_runtime_while_traffic_runs(make_topology, start_forward
     assert p.stdout.startswith(f"tunnel t2 added: vxlan to {remote_ip(2)} vni {VNI}, next hop {remote_ip(2)}"), p.stdout
     p = tunnelctl(fwd.prefix, "forwarding", "add", "--segment", str(VNI), "--mac", overlay_mac(2), "--tunnel", "t2")
     assert p.stdout.strip() == f"segment {VNI}: {overlay_mac(2)} -> tunnel t2", p.stdout
+    statics = [(r["mac"], r["tunnel"]) for r in tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"] if not r["learned"]]
+    assert statics == [(overlay_mac(i), f"t{i}") for i in range(3)], statics
     flows.send(100, targets=[2], gap=0.002)
     flows.stop_sending()
     flows.wait_all(timeout=5)

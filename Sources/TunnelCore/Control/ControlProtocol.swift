@@ -5,6 +5,8 @@ public enum ControlRequest: Codable, Sendable, Equatable {
     case tunnelDelete(name: String)
     case forwardingAdd(segment: UInt32, mac: String, tunnel: String)
     case forwardingDelete(segment: UInt32, mac: String)
+    /// The inner-MAC forwarding table, static and learnt entries; one segment or all.
+    case forwardingShow(segment: UInt32?)
     case neighborShow(all: Bool)
     case neighborFlush
     case pending
@@ -68,14 +70,16 @@ public struct ControlReply: Codable, Sendable, Equatable {
     public var neighbors: [TunnelNeighborRow]?
     public var underlay: [UnderlayNeighborRow]?
     public var pending: PendingReport?
+    public var forwarding: [ForwardingRow]?
 
     public init(ok: Bool, message: String, neighbors: [TunnelNeighborRow]? = nil,
-                underlay: [UnderlayNeighborRow]? = nil, pending: PendingReport? = nil) {
+                underlay: [UnderlayNeighborRow]? = nil, pending: PendingReport? = nil, forwarding: [ForwardingRow]? = nil) {
         self.ok = ok
         self.message = message
         self.neighbors = neighbors
         self.underlay = underlay
         self.pending = pending
+        self.forwarding = forwarding
     }
 
     public static func failure(_ message: String) -> ControlReply { ControlReply(ok: false, message: message) }
@@ -96,6 +100,25 @@ public struct TunnelNeighborRow: Codable, Sendable, Equatable {
         self.ageMs = ageMs
         self.tunnels = tunnels
         self.id = id
+    }
+}
+
+/// One inner-MAC forwarding entry: configured (or added with tunnelctl), or learnt from
+/// decapsulated traffic, with the time since its MAC was last seen.
+public struct ForwardingRow: Codable, Sendable, Equatable {
+    public var segment: UInt32
+    public var mac: String
+    public var tunnel: String
+    public var learned: Bool
+    /// Learnt entries only: milliseconds since the MAC last arrived through the tunnel.
+    public var lastSeenMs: UInt64?
+
+    public init(segment: UInt32, mac: String, tunnel: String, learned: Bool, lastSeenMs: UInt64?) {
+        self.segment = segment
+        self.mac = mac
+        self.tunnel = tunnel
+        self.learned = learned
+        self.lastSeenMs = lastSeenMs
     }
 }
 

@@ -86,4 +86,9 @@ public enum LearningClock {
     public static func ticks(seconds: Int, tscHz: UInt64) -> UInt64 {
         (UInt64(seconds) * tscHz) >> shift
     }
+
+    /// How long `ticks` last at `tscHz`, in milliseconds.
+    public static func milliseconds(ticks: UInt64, tscHz: UInt64) -> UInt64 {
+        UInt64((Double(ticks << shift) * 1000 / Double(tscHz)).rounded())
+    }
 }

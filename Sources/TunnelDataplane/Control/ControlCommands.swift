@@ -1,3 +1,4 @@
+import CDPDK
 import Glibc
 import TunnelCore
 
@@ -42,6 +43,11 @@ extension ControlCore {
             try overlay.deleteForwarding(segment: vni, mac: mac)
             publishForwarding()
             return ControlReply(ok: true, message: "segment \(vni): \(mac) removed")
+        case .forwardingShow(let segment):
+            let rows = forwardingRows().filter { segment == nil || $0.segment == segment }
+            let learned = rows.filter(\.learned).count
+            return ControlReply(ok: true, message: "\(rows.count) forwarding entr\(rows.count == 1 ? "y" : "ies"), \(learned) learnt",
+                                forwarding: rows)
         case .neighborShow(let all):
             return ControlReply(ok: true, message: "\(overlay.neighbors.count) tunnel neighbor(s)",
                                 neighbors: neighborRows(nowMs: now), underlay: all ? underlayRows(nowMs: now) : nil)
@@ -78,6 +84,21 @@ extension ControlCore {
                 ageMs: underlay.map { nowMs &- $0.updatedMs },
                 tunnels: entry.tunnels.sorted(), id: entry.id.rawValue)
         }
+    }
+
+    /// Static entries, then learnt ones; each sorted by segment and MAC.
+    private func forwardingRows() -> [ForwardingRow] {
+        let order = { (a: Overlay.MACKey, b: Overlay.MACKey) in (a.segment.rawValue, a.mac) < (b.segment.rawValue, b.mac) }
+        let statics = overlay.forwarding.sorted { order($0.key, $1.key) }.map { key, tunnel in
+            ForwardingRow(segment: key.segment.rawValue, mac: key.mac.description, tunnel: tunnel, learned: false, lastSeenMs: nil)
+        }
+        let now = LearningClock.tick(tsc: rte_rdtsc())
+        let learnt = overlay.learned.entries.sorted { order($0.key, $1.key) }.map { key, entry in
+            let seen = learning?.ages.lastSeen(entry.slot) ?? now
+            return ForwardingRow(segment: key.segment.rawValue, mac: key.mac.description, tunnel: entry.tunnel, learned: true,
+                                 lastSeenMs: LearningClock.milliseconds(ticks: now > seen ? now - seen : 0, tscHz: EAL.tscHz))
+        }
+        return statics + learnt
     }
 
     private func underlayRows(nowMs: UInt64) -> [UnderlayNeighborRow] {
