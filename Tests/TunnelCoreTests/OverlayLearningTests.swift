@@ -154,5 +154,8 @@ final class OverlayLearningTests: XCTestCase {
     func testLearningClockTicksAboutTenTimesASecondAt2600MHz() {
         XCTAssertEqual(LearningClock.ticks(seconds: 300, tscHz: 2_600_000_000), 2905)
         XCTAssertEqual(LearningClock.tick(tsc: 3 << 28 | 12345), 3)
+        // Back to milliseconds, within one tick (103 ms at 2.6 GHz).
+        XCTAssertEqual(Double(LearningClock.milliseconds(ticks: 2905, tscHz: 2_600_000_000)), 300_000, accuracy: 104)
+        XCTAssertEqual(LearningClock.milliseconds(ticks: 0, tscHz: 2_600_000_000), 0)
     }
 }
