@@ -2,7 +2,12 @@
 a tunnel is then sent to that tunnel alone, instead of to the segment's flood list, until
 it falls silent for the ageing time."""
 
-from tfsys import REMOTE2_IP, REMOTE2_MAC, REMOTE_IP, REMOTE_MAC, VNI, VX_IP, VX_MAC, drops, nonzero, run, tunnelctl, tunnelctl_json
+import struct
+
+import pytest
+
+from tfsys import (REMOTE2_IP, REMOTE2_MAC, REMOTE_IP, REMOTE_MAC, UPLINK_IP, VM_IP, VNI, VX_IP, VX_MAC, drops, nonzero, run,
+                   tunnelctl, tunnelctl_json, udp_frame)
 
 
 def ping(topo, count: int, interval: float):
@@ -79,3 +84,50 @@ def test_learning_off_keeps_flooding(make_topology, start_forwarder, config_for)
     assert delta["learned"] == 0 and delta["learning_reports"] == 0, nonzero(delta)
     # Every frame to the peer (ARP request, five echo requests) is copied to t2 as well.
     assert delta["flood_copies"] >= 6, nonzero(delta)
+
+
+@pytest.mark.parametrize("kind", ["geneve", "nvgre"])
+def test_geneve_and_nvgre_packets_are_decapsulated_and_teach_their_source(kind, make_topology, start_forwarder,
+                                                                         config_for):
+    """The kernel here has no geneve or gretap device, so the remote namespace sends
+    scapy-built tunnel packets: each reaches the VM's socket, and its inner source MAC is
+    learnt behind the tunnel of that format (not behind t1, the VXLAN tunnel to the same
+    remote)."""
+    topo = make_topology()
+    config = config_for(
+        topo,
+        tunnels=[{"name": "t1", "type": "vxlan", "remote": REMOTE_IP, "vni": VNI},
+                 {"name": "t-" + kind, "type": kind, "remote": REMOTE_IP, "vni": VNI}],
+        forwarding=[], flood=[{"segment": VNI, "tunnels": ["t1"]}])
+    fwd = start_forwarder(topo, config)
+    receiver = topo.udp_socket(topo.vms[0], bind=(VM_IP, 9100))
+    receiver.settimeout(2)
+    inner_mac = "02:00:00:00:77:01"
+    frames = [tunnel_packet(kind, fwd.uplink_mac(), udp_frame(topo.link_mac(topo.vms[0], "eth0"), inner_mac,
+                                                              "10.42.0.77", VM_IP, 40000 + i, 9100, f"{kind} {i}".encode()))
+              for i in range(5)]
+    before = fwd.stats()
+    try:
+        topo.send_frames(frames, ns=topo.rm)
+        received = sorted(receiver.recvfrom(2048)[0].decode() for _ in frames)
+    finally:
+        receiver.close()
+    delta = fwd.settle(before)
+    assert received == [f"{kind} {i}" for i in range(5)], nonzero(delta)
+    assert delta["decapsulated"] == 5 and delta["learned"] == 1 and not drops(delta), nonzero(delta)
+    rows = tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"]
+    assert [(r["mac"], r["tunnel"], r["learned"]) for r in rows] == [(inner_mac, "t-" + kind, True)], rows
+
+
+def tunnel_packet(kind: str, uplink_mac: str, inner: bytes) -> bytes:
+    """`inner` as the remote sends it to the uplink address in a Geneve (UDP 6081, no
+    options, protocol 0x6558) or NVGRE (GRE with key = VNI << 8, protocol 0x6558) packet."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    outer = Ether(dst=uplink_mac, src=REMOTE_MAC)
+    if kind == "geneve":
+        header = struct.pack("!BBHI", 0, 0, 0x6558, VNI << 8)
+        ip = IP(src=REMOTE_IP, dst=UPLINK_IP, flags="DF", ttl=64)
+        return bytes(outer / ip / UDP(sport=50000, dport=6081, chksum=0) / (header + inner))
+    header = struct.pack("!HHI", 0x2000, 0x6558, VNI << 8)
+    return bytes(outer / IP(src=REMOTE_IP, dst=UPLINK_IP, flags="DF", ttl=64, proto=47) / (header + inner))
