@@ -102,14 +102,19 @@ public enum Forwarder {
         }
         let learnedAges = configuration.learning.enabled ? LearnedAges.allocate(capacity: configuration.learning.maxEntries) : nil
         defer { learnedAges?.deallocate() }
+        // Each worker owns its buffer (and frees it when it stops); the control core reads
+        // how many packets wait in it.
+        let pendingBuffers = workers.map { _ in
+            PendingBuffer(perCore: configuration.pending.perCore, perNeighbor: configuration.pending.perNeighbor,
+                          nextHopCapacity: settings.maxNextHops)
+        }
         var controlWorkers: [ControlCore.Worker] = []
-        for lcore in workers {
+        for (lcore, buffer) in zip(workers, pendingBuffers) {
             controlWorkers.append(ControlCore.Worker(
                 lcore: lcore, arp: try ring("tf_arp_\(lcore)"), misses: try ring("tf_miss_\(lcore)"),
                 handoff: try ring("tf_handoff_\(lcore)"),
                 learningReports: learnedAges == nil ? nil : try ring("tf_learn_\(lcore)", elementSize: 16),
-                pending: PendingBuffer(perCore: configuration.pending.perCore, perNeighbor: configuration.pending.perNeighbor,
-                                       nextHopCapacity: settings.maxNextHops)))
+                pending: buffer.counts))
         }
 
         let running = RunFlag.allocate()
@@ -136,7 +141,7 @@ public enum Forwarder {
                 localAddress: configuration.uplink.address.address,
                 forwarding: publisher.reader, quiescentState: publisher.quiescentState,
                 nextHops: nextHops, counters: counters.block(lcore: worker.lcore),
-                toControl: worker.arp, fromControl: worker.handoff, misses: worker.misses, resolutions: resolutions, pending: worker.pending,
+                toControl: worker.arp, fromControl: worker.handoff, misses: worker.misses, resolutions: resolutions, pending: pendingBuffers[index],
                 learning: learnedAges.map { WorkerLearning(reports: worker.learningReports!, ages: $0) },
                 lifetimeCycles: UInt64(configuration.pending.lifetimeMs) * tscHz / 1000, tscHz: tscHz,
                 firstPacketDelay: delays[index], pool: pool, burst: settings.burst, running: running)

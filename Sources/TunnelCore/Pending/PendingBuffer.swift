@@ -13,6 +13,15 @@
 ///
 /// Owned by one worker; no synchronisation. Packets are opaque pointers (mbufs in the
 /// forwarder, fakes in tests). Times are in any monotonic unit (TSC cycles in the worker).
+/// Packets waiting per next hop in one worker's pending buffer, read from another
+/// thread: each count is one aligned word, read whole, but counts read one after the
+/// other are not a snapshot of one instant.
+public struct PendingCounts: @unchecked Sendable {
+    let waiting: UnsafeMutablePointer<UInt32>
+
+    public func waitingCount(_ nextHop: NextHopID) -> Int { Int(waiting[Int(nextHop.rawValue)]) }
+}
+
 public struct PendingBuffer {
     public struct Entry {
         public var packet: UnsafeMutableRawPointer
@@ -78,6 +87,9 @@ public struct PendingBuffer {
     public func isWaiting(_ nextHop: NextHopID) -> Bool { waitingPointer[Int(nextHop.rawValue)] != 0 }
 
     @usableFromInline var waitingPointer: UnsafeMutablePointer<UInt32> { waiting }
+
+    /// What another thread (the control core's reports) may read of this buffer.
+    public var counts: PendingCounts { PendingCounts(waiting: waiting) }
 
     /// The earliest deadline: the head's, since all packets get the same lifetime.
     public var earliestDeadline: UInt64? { isEmpty ? nil : ring[head & mask].deadline }

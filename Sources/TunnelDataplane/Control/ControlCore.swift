@@ -25,7 +25,7 @@ struct ControlCore {
         var handoff: OpaquePointer
         /// This worker's `LearningReport`s; `nil` when learning is off.
         var learningReports: OpaquePointer?
-        var pending: PendingBuffer
+        var pending: PendingCounts
     }
 
     let uplink: PortID
