@@ -35,11 +35,14 @@ public struct OuterHeaderTemplate: Sendable {
 
     /// VXLAN and Geneve ride on UDP; NVGRE's GRE header sits where UDP's would.
     @inlinable
-    var carriesUDP: Bool { type != .nvgre }
+    public var carriesUDP: Bool { type != .nvgre }
 
     /// The number of bytes `write` fills: 50 for VXLAN and Geneve, 42 for NVGRE.
     @inlinable
-    public var length: Int { carriesUDP ? 50 : 42 }
+    public var length: Int { Self.length(carriesUDP: carriesUDP) }
+
+    @inlinable @inline(__always)
+    public static func length(carriesUDP: Bool) -> Int { carriesUDP ? 50 : 42 }
 
     /// Whether the outer DF bit is set (then the IPv4 identification stays 0).
     @inlinable
@@ -171,6 +174,21 @@ public struct OuterHeaderTemplate: Sendable {
     ///   ensures.
     @inlinable @inline(__always)
     public func write(to header: UnsafeMutableRawPointer, innerLength: Int, sourcePort: UInt16, identification: UInt16) {
+        write(to: header, innerLength: innerLength, sourcePort: sourcePort, identification: identification,
+              carriesUDP: carriesUDP, dontFragment: dontFragment)
+    }
+
+    /// The same, for a caller that knows the template's format (`carriesUDP`,
+    /// `dontFragment`) for a whole run of packets and passes it as constants: the
+    /// branches for the other formats then drop out of its loop.
+    @inlinable @inline(__always)
+    public func write(
+        to header: UnsafeMutableRawPointer, innerLength: Int, sourcePort: UInt16, identification: UInt16,
+        carriesUDP: Bool, dontFragment: Bool
+    ) {
+        assert(carriesUDP == self.carriesUDP && dontFragment == self.dontFragment, "the template's own format")
+        let length = Self.length(carriesUDP: carriesUDP)
+        let mtuOverhead = length &- HeaderSize.ethernet
         // Fields in memory order. The one's-complement sum does not depend on byte order
         // (RFC 1071 §2 (B)), so summed in memory order the checksum comes out in it too.
         let totalLength = UInt16(truncatingIfNeeded: innerLength &+ mtuOverhead).bigEndian

@@ -220,10 +220,14 @@ struct Worker {
                 i &+= 1
             default:
                 let tunnel = encapsulation(into: view.pointee.entry(TunnelIndex(rawValue: route)))
-                repeat {
-                    encapsulate(rx[i].unsafelyUnwrapped, tunnel, sendingTo: &uplink)
-                    i &+= 1
-                } while i < n && routes[i] == route
+                // One copy of the run's loop per header format, the format a constant in
+                // each: the other formats' branches drop out (2 cycles a packet).
+                switch (tunnel.header.carriesUDP, tunnel.header.dontFragment) {
+                case (true, true): i = encapsulateRun(from: i, count: n, tunnel, udp: true, df: true, sendingTo: &uplink)
+                case (true, false): i = encapsulateRun(from: i, count: n, tunnel, udp: true, df: false, sendingTo: &uplink)
+                case (false, true): i = encapsulateRun(from: i, count: n, tunnel, udp: false, df: true, sendingTo: &uplink)
+                case (false, false): i = encapsulateRun(from: i, count: n, tunnel, udp: false, df: false, sendingTo: &uplink)
+                }
             }
         }
         toUplink = uplink
@@ -269,7 +273,7 @@ struct Worker {
     @inline(never)
     private mutating func encapsulateCopy(_ m: OpaquePointer, _ tunnel: Encapsulation) {
         var uplink = toUplink
-        encapsulate(m, tunnel, sendingTo: &uplink)
+        encapsulate(m, tunnel, udp: tunnel.header.carriesUDP, df: tunnel.header.dontFragment, sendingTo: &uplink)
         toUplink = uplink
     }
 
@@ -296,8 +300,8 @@ struct Worker {
     /// frames works on a local copy and stores it back once.
     private struct Outbound {
         var tx: TxBuffer
-        /// IPv4 identification for tunnels without DF, counted over every packet this
-        /// worker encapsulates; per worker, so no two cores share it.
+        /// IPv4 identification for tunnels without DF, counted over the packets this
+        /// worker sends without DF; per worker, so no two cores share it.
         var identification: UInt16 = 0
         /// Packets encapsulated in this loop iteration, added to the counter once per
         /// iteration.
@@ -328,20 +332,38 @@ struct Worker {
             sendsNow: destination.isResolved && (pending.isEmpty || !pending.isWaiting(nextHop)))
     }
 
-    /// Encapsulates `m`, then sends it through `uplink` (the caller's copy of `toUplink`)
-    /// or holds it.
+    /// Encapsulates the run of frames from `start` that go to the tunnel of `routes[start]`;
+    /// returns where the run ends. `udp` and `df` are the tunnel's format, as constants.
     @inline(__always)
-    private mutating func encapsulate(_ m: OpaquePointer, _ tunnel: Encapsulation, sendingTo uplink: inout Outbound) {
+    private mutating func encapsulateRun(
+        from start: Int, count n: Int, _ tunnel: Encapsulation, udp: Bool, df: Bool, sendingTo uplink: inout Outbound
+    ) -> Int {
+        let route = routes[start]
+        var i = start
+        repeat {
+            encapsulate(rx[i].unsafelyUnwrapped, tunnel, udp: udp, df: df, sendingTo: &uplink)
+            i &+= 1
+        } while i < n && routes[i] == route
+        return i
+    }
+
+    /// Encapsulates `m`, then sends it through `uplink` (the caller's copy of `toUplink`)
+    /// or holds it. `udp` and `df` are the tunnel's format (`carriesUDP`, `dontFragment`).
+    @inline(__always)
+    private mutating func encapsulate(_ m: OpaquePointer, _ tunnel: Encapsulation, udp: Bool, df: Bool, sendingTo uplink: inout Outbound) {
         let innerLength = Int(tf_mbuf_pkt_len(m))
         guard innerLength <= tunnel.maxInnerLength else { return drop(m, .mtu) }
-        let hash = InnerFlow.hash(frame: tf_mbuf_data(m).unsafelyUnwrapped, length: Int(tf_mbuf_data_len(m)))
-        guard let outer = rte_pktmbuf_prepend(m, UInt16(truncatingIfNeeded: tunnel.header.length)) else {
+        // NVGRE has no source port to fill.
+        let hash = udp ? InnerFlow.hash(frame: tf_mbuf_data(m).unsafelyUnwrapped, length: Int(tf_mbuf_data_len(m))) : 0
+        let length = OuterHeaderTemplate.length(carriesUDP: udp)
+        guard let outer = rte_pktmbuf_prepend(m, UInt16(truncatingIfNeeded: length)) else {
             return drop(m, .noHeadroom)
         }
-        uplink.identification &+= 1
+        if !df { uplink.identification &+= 1 }
         tunnel.header.write(
             to: outer, innerLength: innerLength,
-            sourcePort: InnerFlow.udpSourcePort(hash: hash), identification: uplink.identification)
+            sourcePort: InnerFlow.udpSourcePort(hash: hash), identification: uplink.identification,
+            carriesUDP: udp, dontFragment: df)
         uplink.encapsulated &+= 1
         if tunnel.sendsNow {
             uplink.tx.append(m, counters: counters)
