@@ -221,7 +221,7 @@ struct Worker {
             default:
                 let tunnel = encapsulation(into: view.pointee.entry(TunnelIndex(rawValue: route)))
                 // One copy of the run's loop per header format, the format a constant in
-                // each: the other formats' branches drop out (2 cycles a packet).
+                // each: the other formats' branches drop out (3 cycles a packet).
                 switch (tunnel.header.carriesUDP, tunnel.header.dontFragment) {
                 case (true, true): i = encapsulateRun(from: i, count: n, tunnel, udp: true, df: true, sendingTo: &uplink)
                 case (true, false): i = encapsulateRun(from: i, count: n, tunnel, udp: true, df: false, sendingTo: &uplink)
