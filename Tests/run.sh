@@ -51,16 +51,6 @@ run_step() {  # name logfile command...
     return "$rc"
 }
 
-find_swift() {
-    if [ -n "${SWIFT:-}" ]; then echo "$SWIFT"; return; fi
-    if command -v swift >/dev/null 2>&1; then command -v swift; return; fi
-    for candidate in /opt/swift/usr/bin/swift /usr/share/swift/usr/bin/swift /usr/local/swift/usr/bin/swift \
-                     "$(getent passwd "${SUDO_USER:-root}" | cut -d: -f6)/.local/share/swiftly/bin/swift"; do
-        if [ -x "$candidate" ]; then echo "$candidate"; return; fi
-    done
-    echo ""
-}
-
 # 1. Dependencies.
 if [ "${TUNNELFWD_SKIP_DEPS:-0}" = 1 ] && [ "${CI:-}" != true ]; then
     banner "dependencies: skipped (TUNNELFWD_SKIP_DEPS=1)"
@@ -69,7 +59,7 @@ else
     run_step dependencies "$logdir/deps.log" "$repo/deploy/install-deps.sh"
 fi
 
-swift="$(find_swift)"
+swift="$("$repo/deploy/find-swift.sh")"
 if [ -z "$swift" ]; then
     echo "Tests/run.sh: no 'swift' found on PATH or in /opt/swift: install a Swift 6.1+ toolchain, or set SWIFT=/path/to/swift" >&2
     record "swift toolchain" "FAILED (not found)" 0

@@ -24,6 +24,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 
+# swift-demangle sits beside the swift driver.
+swift="$("$root/deploy/find-swift.sh")"
+[ -n "$swift" ] && PATH="$(dirname "$swift"):$PATH"
 for tool in objdump nm swift-demangle; do
     command -v "$tool" >/dev/null || { echo "bench/check-hot-loop.sh: $tool not found (objdump, nm: apt-get install binutils; swift-demangle comes with Swift)" >&2; exit 2; }
 done

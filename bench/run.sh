@@ -34,11 +34,13 @@ if ! mountpoint -q /dev/hugepages || [ "${free:-0}" -lt 256 ]; then
     "$root/Hugepages/setup.sh"
 fi
 
+swift="$("$root/deploy/find-swift.sh")"
+[ -n "$swift" ] || fail "no 'swift' found: install a Swift 6.1+ toolchain, or set SWIFT=/path/to/swift"
 cd "$root"
 if [ "$build" -eq 1 ]; then
-    swift build -c release --product tunnelfwd
+    "$swift" build -c release --product tunnelfwd
 fi
-bin=$(swift build -c release --show-bin-path)/tunnelfwd
+bin=$("$swift" build -c release --show-bin-path)/tunnelfwd
 [ -x "$bin" ] || fail "$bin is missing: run without --no-build"
 
 exec "$python" "$here/tools/throughput.py" --tunnelfwd "$bin" "${args[@]+"${args[@]}"}"

@@ -53,8 +53,7 @@ if [ "$install" -eq 1 ]; then
 else
     say "skipping deploy/install-deps.sh (--no-install)"
 fi
-swift="${SWIFT:-$(command -v swift || true)}"
-[ -n "$swift" ] || for c in /opt/swift/usr/bin/swift /usr/share/swift/usr/bin/swift; do [ -x "$c" ] && swift="$c" && break; done
+swift="$("$repo/deploy/find-swift.sh")"
 if [ "$build" -eq 1 ]; then
     [ -n "$swift" ] || die "no 'swift' found: install a Swift 6.1+ toolchain or set SWIFT=/path/to/swift"
     say "building: swift build -c release (a few minutes the first time)"

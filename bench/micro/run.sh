@@ -10,6 +10,10 @@ cd "$(dirname "$0")"
 
 fail() { echo "bench/micro/run.sh: $*" >&2; exit 1; }
 
+swift="$(../../deploy/find-swift.sh)"
+[ -n "$swift" ] || fail "no 'swift' found: install a Swift 6.1+ toolchain, or set SWIFT=/path/to/swift"
+PATH="$(dirname "$swift"):$PATH"
+
 # Every benchmark must have its zero-malloc threshold; a new one without it would
 # silently go unchecked.
 names=$(swift package benchmark list 2>/dev/null | sed -n '/available benchmarks:/,$p' | tail -n +2 | sed '/^$/d')
