@@ -14,7 +14,7 @@
 #   TUNNELFWD_SKIP_DEPS=1    skip step 1 (fast local reruns; CI always runs it)
 #   TUNNELFWD_SKIP_BUILD=1   skip step 2 and test whatever binaries exist
 #   TUNNELFWD_BIN_DIR=DIR    binaries for the system tests (default: the release bin path)
-#   PYTEST_ARGS="..."        extra pytest arguments, e.g. PYTEST_ARGS="-k vlan -x"
+#   PYTEST_ARGS="..."        extra pytest arguments, shell-quoted, e.g. PYTEST_ARGS='-k "vlan or flood" -x'
 #   SWIFT=/path/to/swift     the swift driver, if it is not on PATH (sudo resets PATH)
 set -uo pipefail
 
@@ -102,9 +102,10 @@ else
         TUNNELFWD_BIN_DIR="$("$swift" build -c release --show-bin-path 2>/dev/null || echo "$repo/.build/release")"
     fi
     export TUNNELFWD_BIN_DIR="${TUNNELFWD_BIN_DIR:-$repo/.build/release}"
-    # shellcheck disable=SC2086
+    # Split as the shell splits words, so that PYTEST_ARGS='-k "vlan or flood"' works.
+    eval "pytest_args=(${PYTEST_ARGS:-})"
     run_step "system tests (pytest)" "$logdir/system.log" \
-        /usr/bin/python3 -m pytest "$repo/Tests/system" -v --junitxml="$logdir/system.xml" ${PYTEST_ARGS:-}
+        /usr/bin/python3 -m pytest "$repo/Tests/system" -v --junitxml="$logdir/system.xml" "${pytest_args[@]+"${pytest_args[@]}"}"
     rc=$?
     if [ "$rc" -eq 5 ]; then
         results[${#results[@]}-1]="FAILED (pytest collected no tests)"; failed=1
