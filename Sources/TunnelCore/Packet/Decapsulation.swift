@@ -54,9 +54,9 @@ public enum Decapsulation {
     ///   - frame: the Ethernet frame, `length` bytes (nothing past it is read).
     ///   - local: our endpoint address.
     ///
-    /// Always inlined: called out of line (the optimizer's choice for its size), its
-    /// verdict goes back through memory and the caller switches on it again (about a
-    /// cycle a packet in the worker's loop, measured).
+    /// Always inlined: the optimizer calls it out of line for its size, and the verdict
+    /// then goes back through memory to be switched on again by the caller. (Measured:
+    /// within the noise of the decapsulation row, 59–70 cycles a packet either way.)
     @inlinable @inline(__always)
     public static func classify(
         _ frame: UnsafeRawPointer, length: Int, local: IPv4Address, ports: DecapsulationPorts
