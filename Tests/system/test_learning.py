@@ -121,7 +121,8 @@ def test_geneve_and_nvgre_packets_are_decapsulated_and_teach_their_source(kind, 
 
 def tunnel_packet(kind: str, uplink_mac: str, inner: bytes) -> bytes:
     """`inner` as the remote sends it to the uplink address in a Geneve (UDP 6081, no
-    options, protocol 0x6558) or NVGRE (GRE with key = VNI << 8, protocol 0x6558) packet."""
+    options, protocol 0x6558), VXLAN (UDP 4789) or NVGRE (GRE with key = VNI << 8,
+    protocol 0x6558) packet."""
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
     outer = Ether(dst=uplink_mac, src=REMOTE_MAC)
@@ -129,5 +130,31 @@ def tunnel_packet(kind: str, uplink_mac: str, inner: bytes) -> bytes:
         header = struct.pack("!BBHI", 0, 0, 0x6558, VNI << 8)
         ip = IP(src=REMOTE_IP, dst=UPLINK_IP, flags="DF", ttl=64)
         return bytes(outer / ip / UDP(sport=50000, dport=6081, chksum=0) / (header + inner))
+    if kind == "vxlan":
+        header = struct.pack("!II", 0x0800_0000, VNI << 8)
+        ip = IP(src=REMOTE_IP, dst=UPLINK_IP, flags="DF", ttl=64)
+        return bytes(outer / ip / UDP(sport=50000, dport=4789, chksum=0) / (header + inner))
     header = struct.pack("!HHI", 0x2000, 0x6558, VNI << 8)
     return bytes(outer / IP(src=REMOTE_IP, dst=UPLINK_IP, flags="DF", ttl=64, proto=47) / (header + inner))
+
+
+def test_learnt_table_is_bounded(make_topology, start_forwarder, config_for):
+    """A remote that sends from 1 500 inner MACs into a table of 1 000: 1 000 are learnt,
+    the rest counted as learned_table_full, every frame still delivered, and the stop is
+    clean (the fixture checks every mbuf came back)."""
+    topo = make_topology()
+    config = config_for(topo, forwarding=[], learning={"max_entries": 1000})
+    fwd = start_forwarder(topo, config)
+    vm_mac = topo.link_mac(topo.vms[0], "eth0")
+    inner = udp_frame(vm_mac, "02:00:00:00:00:00", "10.42.0.77", VM_IP, 40000, 9, b"x")
+    count = 1500
+    # The inner source MAC is bytes 6..11 of the inner frame: patched per frame.
+    frames = [tunnel_packet("vxlan", fwd.uplink_mac(), inner[:6] + bytes([2, 0x55, 0, 0, i >> 8, i & 0xFF]) + inner[12:])
+              for i in range(count)]
+    before = fwd.stats()
+    topo.send_frames(frames, ns=topo.rm, gap=0.0002)
+    delta = fwd.settle(before)
+    assert delta["decapsulated"] == count and not drops(delta), nonzero(delta)
+    assert delta["learned"] == 1000, nonzero(delta)
+    assert delta["learned_table_full"] >= count - 1000, nonzero(delta)
+    assert fwd.stats()["learned_now"] == 1000
