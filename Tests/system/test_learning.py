@@ -125,17 +125,13 @@ def tunnel_packet(kind: str, uplink_mac: str, inner: bytes) -> bytes:
     protocol 0x6558) packet."""
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
-    outer = Ether(dst=uplink_mac, src=REMOTE_MAC)
-    if kind == "geneve":
-        header = struct.pack("!BBHI", 0, 0, 0x6558, VNI << 8)
-        ip = IP(src=REMOTE_IP, dst=UPLINK_IP, flags="DF", ttl=64)
-        return bytes(outer / ip / UDP(sport=50000, dport=6081, chksum=0) / (header + inner))
-    if kind == "vxlan":
-        header = struct.pack("!II", 0x0800_0000, VNI << 8)
-        ip = IP(src=REMOTE_IP, dst=UPLINK_IP, flags="DF", ttl=64)
-        return bytes(outer / ip / UDP(sport=50000, dport=4789, chksum=0) / (header + inner))
-    header = struct.pack("!HHI", 0x2000, 0x6558, VNI << 8)
-    return bytes(outer / IP(src=REMOTE_IP, dst=UPLINK_IP, flags="DF", ttl=64, proto=47) / (header + inner))
+    outer = Ether(dst=uplink_mac, src=REMOTE_MAC) / IP(src=REMOTE_IP, dst=UPLINK_IP, flags="DF", ttl=64)
+    if kind == "nvgre":
+        outer[IP].proto = 47
+        return bytes(outer / (struct.pack("!HHI", 0x2000, 0x6558, VNI << 8) + inner))
+    port, header = {"vxlan": (4789, struct.pack("!II", 0x0800_0000, VNI << 8)),
+                    "geneve": (6081, struct.pack("!BBHI", 0, 0, 0x6558, VNI << 8))}[kind]
+    return bytes(outer / UDP(sport=50000, dport=port, chksum=0) / (header + inner))
 
 
 def test_learnt_table_is_bounded(make_topology, start_forwarder, config_for):
