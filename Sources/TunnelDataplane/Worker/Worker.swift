@@ -59,7 +59,8 @@ struct WorkerLearning: @unchecked Sendable {
 /// resolved it (SPEC §1, mechanism 2).
 ///
 /// This file is the hot path. Per packet it does no allocation, takes no lock and writes
-/// only to the packet and to this lcore's own counters.
+/// only to the packet and to this lcore's own counters; the one shared word it writes, a
+/// learnt MAC's last-seen tick, it writes at most once a tick per MAC.
 struct Worker {
     private let setup: WorkerSetup
     private let counters: CounterBlock
