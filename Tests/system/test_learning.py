@@ -154,3 +154,5 @@ def test_learnt_table_is_bounded(make_topology, start_forwarder, config_for):
     assert delta["learned"] == 1000, nonzero(delta)
     assert delta["learned_table_full"] >= count - 1000, nonzero(delta)
     assert fwd.stats()["learned_now"] == 1000
+    rows = tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"]
+    assert len(rows) == 1000 and all(r["learned"] and r["tunnel"] == "t1" for r in rows), rows[:3]
