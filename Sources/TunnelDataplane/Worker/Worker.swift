@@ -506,11 +506,11 @@ struct Worker {
         var type = EncapsulationType.vxlan
     }
 
-    /// Data-plane learning, VPP's way: the worker only reads. A source MAC that the
-    /// forwarding table already sends back through the tunnel it came from costs one
-    /// lookup per run (and, for a learnt entry, a store once a tick so that it does not
-    /// age out); anything else is reported to the control core, which owns the table. A
-    /// static entry is never learnt over.
+    /// Learning with the table left to the control core (as Open vSwitch leaves it to its
+    /// slow path): the worker only reads. A source MAC that the forwarding table already
+    /// sends back through the tunnel it came from costs one lookup per run (and, for a
+    /// learnt entry, a store once a tick so that it does not age out); anything else is
+    /// reported to the control core. A static entry is never learnt over.
     @inline(__always)
     private mutating func learnSource(
         of inner: UnsafeRawPointer, segment: UInt16, vni: VNI, type: EncapsulationType, remote: IPv4Address,
