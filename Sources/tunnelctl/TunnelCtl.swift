@@ -214,10 +214,11 @@ struct Stats: ParsableCommand {
         if target.json { return printJSON(stats) }
         guard let dict = stats as? [String: Any] else { throw ClientError("unexpected stats reply") }
         print(Table.counters(dict, title: "total"))
-        if let perCore = dict["per_core"] as? [String: Any] {
-            for lcore in perCore.keys.sorted(by: { Int($0) ?? 0 < Int($1) ?? 0 }) {
-                if let core = perCore[lcore] as? [String: Any] { print(Table.counters(core, title: "lcore \(lcore)")) }
-            }
+        // Past 16 lcores the stats reply leaves per_core out: each lcore is asked alone.
+        let perCore = dict["per_core"] as? [String: Any]
+        for lcore in (dict["lcores"] as? [Int]) ?? [] {
+            let core = try perCore?[String(lcore)] ?? client.query("/tunnelfwd/core,\(lcore)")
+            if let core = core as? [String: Any] { print(Table.counters(core, title: "lcore \(lcore)")) }
         }
     }
 }

@@ -2,13 +2,15 @@
 
 import json
 import os
+import signal
 import stat
+import subprocess
 
 import pytest
 
 from tfsys import (
-    DPDK_TELEMETRY_PY, REMOTE_IP, REMOTE_MAC, RUNTIME_ROOT, SILENT_IP, TUNNELCTL, VM_IP, VX_MAC, run, udp_frame,
-    vm_mac,
+    DPDK_TELEMETRY_PY, REMOTE_IP, REMOTE_MAC, RUNTIME_ROOT, SILENT_IP, TUNNELCTL, TUNNELFWD, VM_IP, VX_MAC, Telemetry,
+    remove_dpdk_leftovers, run, udp_frame, unique_tag, vm_mac, wait_until,
 )
 
 # The drop reasons every build reports (later ones may add more).
@@ -123,3 +125,41 @@ def test_telemetry_socket_is_owner_only(make_topology, start_forwarder, config_f
              "else:\n print('connected')\n")
     p = run(["runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c", probe, str(sock)], check=False)
     assert p.stdout.strip() == "denied", f"user nobody: {p.stdout} {p.stderr}"
+
+
+def test_many_lcores_stats_name_them_and_each_has_its_own_command(tmp_path):
+    """With 20 workers (all on one CPU: --lcores maps them) the per-core counters would
+    overflow DPDK's 16 KiB reply, which would silently drop them: /tunnelfwd/stats then
+    lists the lcores without per_core, /tunnelfwd/core,N gives each one's counters, and
+    tunnelctl stats prints all of them. net_null ports, no namespace needed."""
+    prefix = "tfmany" + unique_tag()
+    config = tmp_path / "many.yaml"
+    config.write_text(
+        "uplink: { port: net_null0, address: 10.0.0.1/16 }\n"
+        "access: [ { port: net_null1, segment: 100 } ]\n"
+        "pending: { per_core: 256 }\n"
+        "dataplane: { rx_descriptors: 64, tx_descriptors: 64, extra_mbufs: 0 }\n")
+    argv = [str(TUNNELFWD), "--lcores", "0@0,(1-20)@1", "--no-pci", "-m", "512", "--file-prefix", prefix,
+            "--vdev", "net_null0,no-rx=1", "--vdev", "net_null1,no-rx=1", "--", "--config", str(config)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (RUNTIME_ROOT / prefix / "dpdk_telemetry.v2").exists() or proc.poll() is not None,
+                   timeout=30, what="the telemetry socket")
+        assert proc.poll() is None, proc.stdout.read().decode()
+        t = Telemetry(prefix)
+        try:
+            wait_until(lambda: t.query("/tunnelfwd/ports") is not None, timeout=30, what="ports started")
+            stats = t.query("/tunnelfwd/stats")
+            assert stats["lcores"] == list(range(21)) and "per_core" not in stats, sorted(stats)
+            core = t.query("/tunnelfwd/core,20")
+            assert core["rx"] == 0 and core["dropped"]["total"] == 0 and "busy_cycles" in core, core
+            assert t.query("/tunnelfwd/core,21") is None
+        finally:
+            t.close()
+        out = run([str(TUNNELCTL), "stats", "--file-prefix", prefix]).stdout
+        assert all(f"lcore {i}:" in out for i in range(21)), out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=30)[0].decode()
+        remove_dpdk_leftovers(prefix)
+    assert proc.returncode == 0 and output.rstrip().endswith("0 mbuf(s) not returned to the pool"), output

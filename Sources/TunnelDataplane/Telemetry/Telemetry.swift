@@ -67,8 +67,11 @@ enum Telemetry {
 
     static func register(_ source: TelemetrySource) {
         Self.source = source
-        register("/tunnelfwd/stats", "Packet counters: totals, dropped by reason, per_core by lcore id; mbufs_in_use, cycles_per_packet, uptime_us") {
+        register("/tunnelfwd/stats", "Packet counters: totals, dropped by reason, lcores, per_core by lcore id (up to 16); mbufs_in_use, cycles_per_packet, uptime_us") {
             _, _, d in Telemetry.stats(TelemetryData(raw: d!))
+        }
+        register("/tunnelfwd/core", "Packet counters of one lcore; parameter: its lcore id") {
+            _, params, d in Telemetry.core(TelemetryData(raw: d!), lcore: params.flatMap { UInt32(String(cString: $0)) })
         }
         register("/tunnelfwd/tunnels", "Tunnels keyed by name ('_' for '.' and '-'): type, remote, VNI, next hop and its MAC") {
             _, _, d in Telemetry.tunnels(TelemetryData(raw: d!))
@@ -111,20 +114,42 @@ enum Telemetry {
         d.add("uptime_us", source.uptimeMicroseconds)
         d.add("mbufs_in_use", UInt64(source.pool.inUse))
         d.add("mbufs_total", UInt64(source.pool.capacity))
+        if let lcores = TelemetryData.allocate() {
+            lcores.startArray()
+            for lcore in table.lcores { lcores.append(UInt64(lcore)) }
+            d.add("lcores", container: lcores)
+        }
+        guard table.lcores.count <= perCoreInStats else { return 0 }
         if let perCore = TelemetryData.allocate() {
             perCore.startDictionary()
             for lcore in table.lcores {
-                guard let core = TelemetryData.allocate() else { continue }
-                let block = table.block(lcore: lcore)
-                core.startDictionary()
-                for counter in Counter.allCases { core.add(counter.name, block.value(counter)) }
-                core.add("dropped", container: dropped([block]))
-                core.add("cycles_per_packet", cyclesPerPacket(cycles: block.value(.busyCycles), packets: block.value(.busyPackets)))
-                perCore.add(String(lcore), container: core)
+                if let core = TelemetryData.allocate() {
+                    counters(of: lcore, into: core)
+                    perCore.add(String(lcore), container: core)
+                }
             }
             d.add("per_core", container: perCore)
         }
         return 0
+    }
+
+    /// A reply holds 16 KiB (DPDK's MAX_OUTPUT_LEN) and an lcore's counters take about
+    /// 700 bytes: past this many lcores `/tunnelfwd/stats` leaves `per_core` out rather
+    /// than have DPDK drop it silently, and `/tunnelfwd/core,N` gives each lcore's.
+    static let perCoreInStats = 16
+
+    private static func core(_ d: TelemetryData, lcore: UInt32?) -> Int32 {
+        guard let source, let lcore, source.counters.lcores.contains(lcore) else { return -1 }
+        counters(of: lcore, into: d)
+        return 0
+    }
+
+    private static func counters(of lcore: UInt32, into d: TelemetryData) {
+        let block = source!.counters.block(lcore: lcore)
+        d.startDictionary()
+        for counter in Counter.allCases { d.add(counter.name, block.value(counter)) }
+        d.add("dropped", container: dropped([block]))
+        d.add("cycles_per_packet", cyclesPerPacket(cycles: block.value(.busyCycles), packets: block.value(.busyPackets)))
     }
 
     private static func dropped(_ blocks: [CounterBlock]) -> TelemetryData {

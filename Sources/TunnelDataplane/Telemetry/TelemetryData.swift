@@ -10,6 +10,9 @@ struct TelemetryData {
     }
 
     func startDictionary() { _ = rte_tel_data_start_dict(raw) }
+    func startArray() { _ = rte_tel_data_start_array(raw, RTE_TEL_U64_VAL) }
+
+    func append(_ value: UInt64) { _ = rte_tel_data_add_array_u64(raw, value) }
 
     func add(_ name: String, _ value: UInt64) { _ = rte_tel_data_add_dict_u64(raw, name, value) }
     func add(_ name: String, _ value: Int) { _ = rte_tel_data_add_dict_u64(raw, name, UInt64(clamping: value)) }
