@@ -74,8 +74,8 @@ extension ControlCore {
 
     // MARK: reports
 
-    private func neighborRows(nowMs: UInt64) -> [TunnelNeighborRow] {
-        overlay.neighbors.entries.values.sorted { $0.address < $1.address }.map { entry in
+    private func neighborRows(nowMs: UInt64, limit: Int = .max) -> [TunnelNeighborRow] {
+        overlay.neighbors.entries.values.sorted { $0.address < $1.address }.prefix(limit).map { entry in
             let underlay = resolver.underlay[entry.address]
             return TunnelNeighborRow(
                 address: entry.address.description,
@@ -101,8 +101,8 @@ extension ControlCore {
         return statics + learnt
     }
 
-    private func underlayRows(nowMs: UInt64) -> [UnderlayNeighborRow] {
-        resolver.underlay.entries.sorted { $0.key < $1.key }.map { address, entry in
+    private func underlayRows(nowMs: UInt64, limit: Int = .max) -> [UnderlayNeighborRow] {
+        resolver.underlay.entries.sorted { $0.key < $1.key }.prefix(limit).map { address, entry in
             UnderlayNeighborRow(address: address.description, state: entry.state.rawValue,
                                 mac: entry.mac?.description, ageMs: nowMs &- entry.updatedMs)
         }
@@ -128,15 +128,19 @@ extension ControlCore {
             perCore: perCore, byNextHop: byNextHop)
     }
 
+    /// Telemetry shows the first RTE_TEL_MAX_DICT_ENTRIES rows of a table (a DPDK limit),
+    /// so only those are built, four times a second: with 10 000 tunnels, formatting every
+    /// row took the control core 15 % of a CPU.
     func publishTelemetry(nowMs: UInt64) {
+        let rows = Int(RTE_TEL_MAX_DICT_ENTRIES)
         telemetry.publish(
-            tunnels: overlay.tunnels.map { tunnel in
+            tunnels: overlay.tunnels.prefix(rows).map { tunnel in
                 let hop = overlay.nextHop(of: tunnel)!
                 let id = overlay.neighbors[hop]!.id
                 return TelemetrySource.TunnelStatus(tunnel: tunnel, nextHop: hop, nextHopMAC: nextHops.resolvedMAC(id))
             },
-            neighbors: neighborRows(nowMs: nowMs),
-            underlay: underlayRows(nowMs: nowMs),
+            neighbors: neighborRows(nowMs: nowMs, limit: rows),
+            underlay: underlayRows(nowMs: nowMs, limit: rows),
             pending: pendingReport())
     }
 }
