@@ -21,12 +21,10 @@ public struct LearnedMACs: Sendable {
         case full
     }
 
-    public let capacity: Int
     public private(set) var entries: [Overlay.MACKey: Entry] = [:]
     private var freeSlots: [Int]
 
     public init(capacity: Int) {
-        self.capacity = capacity
         freeSlots = Array((0..<capacity).reversed())
     }
 

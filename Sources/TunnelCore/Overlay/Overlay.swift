@@ -40,6 +40,9 @@ public struct Overlay: Sendable {
         var type: EncapsulationType
         var remote: IPv4Address
         var vni: VNI
+
+        init(_ tunnel: Tunnel) { (type, remote, vni) = (tunnel.type, tunnel.remote, tunnel.vni) }
+        init(_ report: LearningReport) { (type, remote, vni) = (report.type, report.remote, report.vni) }
     }
     private var byOrigin: [Origin: String] = [:]
     public private(set) var flood: [VNI: [String]] = [:]
@@ -93,8 +96,7 @@ public struct Overlay: Sendable {
         byName[tunnel.name] = tunnel
         byEndpoint[TunnelRules.Endpoint(tunnel)] = tunnel.name
         headers[tunnel.name] = OuterHeaderTemplate(tunnel: tunnel, localAddress: uplink.address.address, localMAC: localMAC)
-        let origin = Origin(type: tunnel.type, remote: tunnel.remote, vni: tunnel.vni)
-        if byOrigin[origin] == nil { byOrigin[origin] = tunnel.name }
+        if byOrigin[Origin(tunnel)] == nil { byOrigin[Origin(tunnel)] = tunnel.name }
         return result
     }
 
@@ -104,10 +106,8 @@ public struct Overlay: Sendable {
         tunnels.removeAll { $0.name == name }
         byEndpoint[TunnelRules.Endpoint(tunnel)] = nil
         headers[name] = nil
-        let origin = Origin(type: tunnel.type, remote: tunnel.remote, vni: tunnel.vni)
-        if byOrigin[origin] == name {
-            byOrigin[origin] = tunnels.first { Origin(type: $0.type, remote: $0.remote, vni: $0.vni) == origin }?.name
-        }
+        let origin = Origin(tunnel)
+        if byOrigin[origin] == name { byOrigin[origin] = tunnels.first { Origin($0) == origin }?.name }
         let before = forwarding.count
         forwarding = forwarding.filter { $0.value != name }
         let learnedRemoved = learned.forget(tunnel: name)
@@ -144,7 +144,7 @@ public struct Overlay: Sendable {
     public mutating func learn(_ report: LearningReport) -> LearnedMACs.Outcome? {
         let key = MACKey(segment: report.vni, mac: report.mac)
         guard forwarding[key] == nil, !report.mac.isMulticast, report.mac != .zero,
-              let tunnel = byOrigin[Origin(type: report.type, remote: report.remote, vni: report.vni)] else { return nil }
+              let tunnel = byOrigin[Origin(report)] else { return nil }
         return learned.learn(key, tunnel: tunnel)
     }
 

@@ -41,8 +41,12 @@ public struct OuterHeaderTemplate: Sendable {
     @inlinable
     public var length: Int { Self.length(carriesUDP: carriesUDP) }
 
+    /// The outer header length with UDP and an 8-byte VXLAN or Geneve header (no Geneve
+    /// options), or with NVGRE's GRE header and key.
     @inlinable @inline(__always)
-    public static func length(carriesUDP: Bool) -> Int { carriesUDP ? 50 : 42 }
+    public static func length(carriesUDP: Bool) -> Int {
+        HeaderSize.ethernet + HeaderSize.ipv4 + (carriesUDP ? HeaderSize.udp + HeaderSize.vxlan : HeaderSize.greWithKey)
+    }
 
     /// Whether the outer DF bit is set (then the IPv4 identification stays 0).
     @inlinable
@@ -64,13 +68,7 @@ public struct OuterHeaderTemplate: Sendable {
 
     /// The outer header length for a tunnel type.
     @inlinable
-    public static func length(of type: EncapsulationType) -> Int {
-        switch type {
-        case .vxlan: HeaderSize.ethernet + HeaderSize.ipv4 + HeaderSize.udp + HeaderSize.vxlan
-        case .geneve: HeaderSize.ethernet + HeaderSize.ipv4 + HeaderSize.udp + HeaderSize.geneve
-        case .nvgre: HeaderSize.ethernet + HeaderSize.ipv4 + HeaderSize.greWithKey
-        }
-    }
+    public static func length(of type: EncapsulationType) -> Int { length(carriesUDP: type != .nvgre) }
 
     /// Prepares the headers of a tunnel from `localAddress`/`localMAC` (the uplink) to
     /// `remoteAddress`.
@@ -210,4 +208,3 @@ public struct OuterHeaderTemplate: Sendable {
 }
 
 extension OuterHeaderTemplate: Equatable {}
-

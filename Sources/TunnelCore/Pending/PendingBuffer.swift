@@ -13,15 +13,6 @@
 ///
 /// Owned by one worker; no synchronisation. Packets are opaque pointers (mbufs in the
 /// forwarder, fakes in tests). Times are in any monotonic unit (TSC cycles in the worker).
-/// Packets waiting per next hop in one worker's pending buffer, read from another
-/// thread: each count is one aligned word, read whole, but counts read one after the
-/// other are not a snapshot of one instant.
-public struct PendingCounts: @unchecked Sendable {
-    let waiting: UnsafeMutablePointer<UInt32>
-
-    public func waitingCount(_ nextHop: NextHopID) -> Int { Int(waiting[Int(nextHop.rawValue)]) }
-}
-
 public struct PendingBuffer {
     public struct Entry {
         public var packet: UnsafeMutableRawPointer
@@ -163,4 +154,13 @@ public struct PendingBuffer {
     public func occupancy() -> [(NextHopID, Int)] {
         (0..<nextHopCapacity).compactMap { i in waiting[i] == 0 ? nil : (NextHopID(rawValue: UInt32(i)), Int(waiting[i])) }
     }
+}
+
+/// Packets waiting per next hop in one worker's pending buffer, read from another
+/// thread: each count is one aligned word, read whole, but counts read one after the
+/// other are not a snapshot of one instant.
+public struct PendingCounts: @unchecked Sendable {
+    let waiting: UnsafeMutablePointer<UInt32>
+
+    public func waitingCount(_ nextHop: NextHopID) -> Int { Int(waiting[Int(nextHop.rawValue)]) }
 }

@@ -7,12 +7,11 @@ import Atomics
 public struct LearnedAges: @unchecked Sendable {
     @usableFromInline
     let words: UnsafeMutablePointer<AtomicWord>
-    public let capacity: Int
 
     public static func allocate(capacity: Int) -> LearnedAges {
-        let words = UnsafeMutablePointer<AtomicWord>.allocate(capacity: max(capacity, 1))
-        words.initialize(repeating: .init(0), count: max(capacity, 1))
-        return LearnedAges(words: words, capacity: capacity)
+        let words = UnsafeMutablePointer<AtomicWord>.allocate(capacity: capacity)
+        words.initialize(repeating: .init(0), count: capacity)
+        return LearnedAges(words: words)
     }
 
     public func deallocate() {

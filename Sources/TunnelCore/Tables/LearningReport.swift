@@ -14,11 +14,10 @@ public struct LearningReport: Equatable, Sendable {
         self.remote = remote
     }
 
-    /// MAC in bits 47…0 and the type's index in bits 55…48; VNI in bits 55…32 and the
-    /// remote address in bits 31…0.
-    @inlinable @inline(__always)
+    /// MAC in bits 47…0 and the type's index in `EncapsulationType.allCases` in bits
+    /// 55…48; VNI in bits 55…32 and the remote address in bits 31…0.
     public var words: (UInt64, UInt64) {
-        let typeIndex: UInt64 = type == .vxlan ? 0 : type == .geneve ? 1 : 2
+        let typeIndex = UInt64(EncapsulationType.allCases.firstIndex(of: type)!)
         return (mac.rawValue | typeIndex << 48, UInt64(vni.rawValue) << 32 | UInt64(remote.rawValue))
     }
 
