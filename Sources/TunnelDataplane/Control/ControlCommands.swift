@@ -44,7 +44,7 @@ extension ControlCore {
             publishForwarding()
             return ControlReply(ok: true, message: "segment \(vni): \(mac) removed")
         case .forwardingShow(let segment):
-            let rows = forwardingRows().filter { segment == nil || $0.segment == segment }
+            let rows = forwardingRows(segment: segment)
             let learned = rows.filter(\.learned).count
             return ControlReply(ok: true, message: "\(rows.count) forwarding entr\(rows.count == 1 ? "y" : "ies"), \(learned) learnt",
                                 forwarding: rows)
@@ -64,8 +64,8 @@ extension ControlCore {
     /// Publishes a snapshot of the current overlay and waits until every worker uses it,
     /// so that a command's reply means "in force" (a worker passes a quiescent point every
     /// loop; the wait is bounded in case one is descheduled for long).
-    private func publishForwarding() {
-        let epoch = publisher.publish(ForwardingSnapshot(overlay.plan()))
+    private mutating func publishForwarding() {
+        let epoch = publishSnapshot(nowMs: Clock.milliseconds)
         let deadline = Clock.milliseconds + 1000
         while !publisher.quiescentState.allReaders(havePassed: epoch) && Clock.milliseconds < deadline {
             usleep(10)
@@ -86,14 +86,15 @@ extension ControlCore {
         }
     }
 
-    /// Static entries, then learnt ones; each sorted by segment and MAC.
-    private func forwardingRows() -> [ForwardingRow] {
+    /// Static entries, then learnt ones, of one segment or all; each sorted by segment and MAC.
+    private func forwardingRows(segment: UInt32?) -> [ForwardingRow] {
         let order = { (a: Overlay.MACKey, b: Overlay.MACKey) in (a.segment.rawValue, a.mac) < (b.segment.rawValue, b.mac) }
-        let statics = overlay.forwarding.sorted { order($0.key, $1.key) }.map { key, tunnel in
+        let wanted = { (key: Overlay.MACKey) in segment == nil || key.segment.rawValue == segment }
+        let statics = overlay.forwarding.filter { wanted($0.key) }.sorted { order($0.key, $1.key) }.map { key, tunnel in
             ForwardingRow(segment: key.segment.rawValue, mac: key.mac.description, tunnel: tunnel, learned: false, lastSeenMs: nil)
         }
         let now = LearningClock.tick(tsc: rte_rdtsc())
-        let learnt = overlay.learned.entries.sorted { order($0.key, $1.key) }.map { key, entry in
+        let learnt = overlay.learned.entries.filter { wanted($0.key) }.sorted { order($0.key, $1.key) }.map { key, entry in
             let seen = learning?.ages.lastSeen(entry.slot) ?? now
             return ForwardingRow(segment: key.segment.rawValue, mac: key.mac.description, tunnel: entry.tunnel, learned: true,
                                  lastSeenMs: LearningClock.milliseconds(ticks: now > seen ? now - seen : 0, tscHz: EAL.tscHz))

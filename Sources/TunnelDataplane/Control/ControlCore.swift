@@ -169,12 +169,18 @@ struct ControlCore {
     /// Publishes the learnt changes without waiting for the workers (nobody waits for a
     /// reply); the old snapshot is reclaimed once they have all moved on.
     private mutating func publishLearned(nowMs: UInt64) {
-        guard var state = learning, state.changed, nowMs &- state.publishedMs >= Self.learningPublishPeriodMs else { return }
-        _ = publisher.publish(ForwardingSnapshot(overlay.plan()))
-        state.changed = false
-        state.publishedMs = nowMs
-        learning = state
+        guard let state = learning, state.changed, nowMs &- state.publishedMs >= Self.learningPublishPeriodMs else { return }
+        _ = publishSnapshot(nowMs: nowMs)
+    }
+
+    /// Publishes a snapshot of the whole overlay, learnt entries included, for a command
+    /// or for learning alike; returns its epoch.
+    mutating func publishSnapshot(nowMs: UInt64) -> UInt64 {
+        let epoch = publisher.publish(ForwardingSnapshot(overlay.plan()))
+        learning?.changed = false
+        learning?.publishedMs = nowMs
         counters.set(.learnedNow, overlay.learned.count)
+        return epoch
     }
 
     // MARK: resolution
