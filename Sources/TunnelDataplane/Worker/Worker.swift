@@ -73,8 +73,7 @@ struct Worker {
     /// One TX buffer per access port, in the order of `setup.accessPorts`; at least one
     /// (without access ports it is never used), so that the uplink path can always keep
     /// the first in a local.
-    private let toAccess: UnsafeMutablePointer<TxBuffer>
-    private var accessBufferCount: Int { max(setup.accessPorts.count, 1) }
+    private let toAccess: UnsafeMutableBufferPointer<TxBuffer>
     private var pending: PendingBuffer
     /// The control core's resolution count when the pending buffer was last drained.
     private var drainedAt: UInt64 = 0
@@ -102,9 +101,7 @@ struct Worker {
         toUplink = Outbound(tx: TxBuffer(port: setup.uplink, queue: setup.queue, capacity: setup.burst))
         let ports = setup.accessPorts.isEmpty ? [setup.uplink.rawValue] : Array(setup.accessPorts)
         toAccess = .allocate(capacity: ports.count)
-        for (i, port) in ports.enumerated() {
-            (toAccess + i).initialize(to: TxBuffer(port: PortID(rawValue: port), queue: setup.queue, capacity: setup.burst))
-        }
+        _ = toAccess.initialize(from: ports.map { TxBuffer(port: PortID(rawValue: $0), queue: setup.queue, capacity: setup.burst) })
         pending = setup.pending
         recentReports = .allocate(capacity: Self.recentReportSlots)
         recentReports.initialize(repeating: RecentReport(key: 0, remote: 0, tick: .max), count: Self.recentReportSlots)
@@ -147,7 +144,7 @@ struct Worker {
         counters.set(.pendingNow, 0)
         pending.deallocate()
         toUplink.tx.deallocate()
-        for i in 0..<accessBufferCount { toAccess[i].deallocate() }
+        for i in toAccess.indices { toAccess[i].deallocate() }
         toAccess.deallocate()
         keys.deallocate()
         routes.deallocate()
@@ -450,6 +447,7 @@ struct Worker {
         // the previous one's store (2 to 4 cycles a packet, measured).
         var firstAccess = toAccess[0]
         defer { toAccess[0] = firstAccess }
+        let learns = setup.learning != nil
         var lastSource = LastSource()
         // Tunnel packets come in runs of one VNI: the segment is looked up once a run.
         var lastVNI: VNI? = nil
@@ -478,7 +476,7 @@ struct Worker {
                     drop(m, .unknownVNI)
                     continue
                 }
-                if setup.learning != nil {
+                if learns {
                     learnSource(of: frame + innerOffset, segment: segment, vni: vni, type: type,
                                 remote: Decapsulation.outerSource(of: frame), view: view, last: &lastSource)
                 }
