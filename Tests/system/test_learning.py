@@ -136,8 +136,8 @@ def tunnel_packet(kind: str, uplink_mac: str, inner: bytes) -> bytes:
 
 def test_learnt_table_is_bounded(make_topology, start_forwarder, config_for):
     """A remote that sends from 1 500 inner MACs into a table of 1 000: 1 000 are learnt,
-    the rest counted as learned_table_full, every frame still delivered, and the stop is
-    clean (the fixture checks every mbuf came back)."""
+    the rest counted as learned_table_full, every frame still delivered, all of them gone
+    with their tunnel, and the stop is clean (the fixture checks every mbuf came back)."""
     topo = make_topology()
     config = config_for(topo, forwarding=[], learning={"max_entries": 1000})
     fwd = start_forwarder(topo, config)
@@ -156,3 +156,7 @@ def test_learnt_table_is_bounded(make_topology, start_forwarder, config_for):
     assert fwd.stats()["learned_now"] == 1000
     rows = tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"]
     assert len(rows) == 1000 and all(r["learned"] and r["tunnel"] == "t1" for r in rows), rows[:3]
+    # Deleting the tunnel forgets what was learnt behind it, and the gauge follows.
+    assert "with 1000 forwarding entries" in tunnelctl(fwd.prefix, "tunnel", "del", "t1").stdout
+    assert fwd.stats()["learned_now"] == 0
+    assert tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"] == []
