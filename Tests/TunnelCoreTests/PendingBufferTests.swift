@@ -1,7 +1,7 @@
 import XCTest
 @testable import TunnelCore
 
-/// Mechanism 2 (SPEC §1): the per-worker buffer on miss, with fake packet pointers.
+/// Mechanism 2: the per-worker buffer on miss, with fake packet pointers.
 final class PendingBufferTests: XCTestCase {
     let x = NextHopID(rawValue: 0)
     let y = NextHopID(rawValue: 1)
@@ -84,21 +84,48 @@ final class PendingBufferTests: XCTestCase {
         XCTAssertFalse(buffer.isWaiting(z))
     }
 
-    func testALimitedDrainSendsInOrderOverSeveralWalks() {
+    func testALimitedDrainStartsNoNewNextHopPastItsLimitButSendsAStartedOneWhole() {
+        // Six next hops, two packets each, interleaved: 1 a, 2 b, 3 c, ..., 7 a, 8 b, ...
+        let hops = (0..<6).map { NextHopID(rawValue: UInt32($0)) }
         var buffer = PendingBuffer(perCore: 16, perNeighbor: 16, nextHopCapacity: 8)
         defer { buffer.deallocate() }
-        for i in 1...10 { _ = buffer.enqueue(packet(i), nextHop: i.isMultiple(of: 2) ? x : y, deadline: 100) }
-        var sent: [Int] = []
-        var walks: [Bool] = []
+        for i in 0..<12 { _ = buffer.enqueue(packet(i + 1), nextHop: hops[i % 6], deadline: 100) }
+        var walks: [[Int]] = []
+        var complete: [Bool] = []
         repeat {
-            walks.append(buffer.drain(now: 0, limit: 4, resolvedMAC: { _ in self.mac },
-                                      send: { e, _ in sent.append(self.number(e.packet)) },
-                                      expire: { _ in XCTFail("nothing expires") }))
-        } while walks.last == false
-        XCTAssertEqual(walks, [false, false, true])
-        XCTAssertEqual(sent, Array(1...10))
+            var sent: [Int] = []
+            complete.append(buffer.drain(now: 0, limit: 3, resolvedMAC: { _ in self.mac },
+                                         send: { e, _ in sent.append(self.number(e.packet)) },
+                                         expire: { _ in XCTFail("nothing expires") }))
+            walks.append(sent)
+        } while complete.last == false
+        // Each walk starts next hops until 3 packets are out, then sends only theirs.
+        XCTAssertEqual(walks, [[1, 2, 3, 7, 8, 9], [4, 5, 6, 10, 11, 12]])
+        XCTAssertEqual(complete, [false, true])
         XCTAssertTrue(buffer.isEmpty)
-        XCTAssertFalse(buffer.isWaiting(x) || buffer.isWaiting(y))
+        XCTAssertTrue(hops.allSatisfy { !buffer.isWaiting($0) })
+    }
+
+    /// Packets keep arriving for a resolved next hop that still has packets waiting, more
+    /// per iteration than the limit: each walk still empties it, so the packets after the
+    /// walk find nothing waiting and need not be buffered at all.
+    func testAResolvedNextHopLeavesWholeHoweverManyWaitAndHoweverSmallTheLimit() {
+        var buffer = PendingBuffer(perCore: 1024, perNeighbor: 1024, nextHopCapacity: 8)
+        defer { buffer.deallocate() }
+        var next = 1
+        var sent: [Int] = []
+        for _ in 0..<5 {
+            for _ in 0..<100 {
+                XCTAssertNotEqual(buffer.enqueue(packet(next), nextHop: x, deadline: 100), .perNeighborFull)
+                next += 1
+            }
+            let complete = buffer.drain(now: 0, limit: 32, resolvedMAC: { _ in self.mac },
+                                        send: { e, _ in sent.append(self.number(e.packet)) },
+                                        expire: { _ in XCTFail("nothing expires") })
+            XCTAssertTrue(complete)
+            XCTAssertFalse(buffer.isWaiting(x))
+        }
+        XCTAssertEqual(sent, Array(1..<next))
     }
 
     func testIsFirstMarksTheFirstPacketSinceTheNextHopLastHadNone() {

@@ -1,4 +1,4 @@
-/// Mechanism 2 of SPEC §1: one worker's buffer of packets whose next hop had no MAC.
+/// Mechanism 2: one worker's buffer of packets whose next hop had no MAC.
 ///
 /// A FIFO ring bounded per core (`pending.per_core`) and per next hop
 /// (`pending.per_neighbor`). Packets wait encapsulated but for the outer destination MAC.
@@ -37,6 +37,9 @@ public struct PendingBuffer {
     /// Per next hop, the last drain pass that kept one of its packets: its later packets
     /// stay behind that one for the rest of the pass, even if its MAC arrives meanwhile.
     private let keptInPass: UnsafeMutablePointer<UInt32>
+    /// Per next hop, the last drain pass that sent one of its packets: that pass sends all
+    /// of them, past its limit, so that none is left behind for new ones to queue after.
+    private let sentInPass: UnsafeMutablePointer<UInt32>
     private var pass: UInt32 = 0
     public let nextHopCapacity: Int
     public let perCore: Int
@@ -52,6 +55,8 @@ public struct PendingBuffer {
         waiting.initialize(repeating: 0, count: nextHopCapacity)
         keptInPass = .allocate(capacity: nextHopCapacity)
         keptInPass.initialize(repeating: 0, count: nextHopCapacity)
+        sentInPass = .allocate(capacity: nextHopCapacity)
+        sentInPass.initialize(repeating: 0, count: nextHopCapacity)
         self.nextHopCapacity = nextHopCapacity
         self.perCore = perCore
         self.perNeighbor = UInt32(perNeighbor)
@@ -63,6 +68,7 @@ public struct PendingBuffer {
         ring.deallocate()
         waiting.deallocate()
         keptInPass.deallocate()
+        sentInPass.deallocate()
     }
 
     public var count: Int { tail &- head }
@@ -97,9 +103,13 @@ public struct PendingBuffer {
 
     /// Walks the buffer once in arrival order: packets whose next hop now has a MAC go to
     /// `send`, packets past their deadline to `expire`, the rest stay, in order.
-    /// At most `limit` packets are sent in one walk, so that a large buffer leaves over
-    /// several loop iterations and the worker keeps receiving meanwhile; returns false when
-    /// the walk stopped at the limit (walk again: resolved packets may be left).
+    ///
+    /// Once `limit` packets are sent, the walk starts no further next hop, so that a large
+    /// buffer leaves over several loop iterations and the worker keeps receiving
+    /// meanwhile; but a next hop it has started sending leaves whole. Otherwise new
+    /// packets for it, which must queue behind the ones left, could arrive faster than
+    /// walks drain it, and it would never leave the buffer. Returns false when the walk
+    /// left resolved packets because of the limit (walk again).
     @discardableResult
     public mutating func drain(
         now: UInt64,
@@ -112,6 +122,7 @@ public struct PendingBuffer {
         pass &+= 1
         if pass == 0 {
             keptInPass.update(repeating: 0, count: nextHopCapacity)
+            sentInPass.update(repeating: 0, count: nextHopCapacity)
             pass = 1
         }
         var kept = head
@@ -120,16 +131,23 @@ public struct PendingBuffer {
         var complete = true
         while i != tail {
             let entry = ring[i & mask]
-            if keptInPass[Int(entry.nextHop.rawValue)] != pass, let mac = resolvedMAC(entry.nextHop), sent < limit {
-                waiting[Int(entry.nextHop.rawValue)] -= 1
-                send(entry, mac)
-                sent += 1
-                if sent == limit { complete = false }
-            } else if entry.deadline <= now {
-                waiting[Int(entry.nextHop.rawValue)] -= 1
+            let hop = Int(entry.nextHop.rawValue)
+            if keptInPass[hop] != pass, let mac = resolvedMAC(entry.nextHop) {
+                if sent < limit || sentInPass[hop] == pass {
+                    sentInPass[hop] = pass
+                    waiting[hop] -= 1
+                    send(entry, mac)
+                    sent += 1
+                    i &+= 1
+                    continue
+                }
+                complete = false
+            }
+            if entry.deadline <= now {
+                waiting[hop] -= 1
                 expire(entry)
             } else {
-                keptInPass[Int(entry.nextHop.rawValue)] = pass
+                keptInPass[hop] = pass
                 ring[kept & mask] = entry
                 kept &+= 1
             }
