@@ -65,7 +65,7 @@ public enum Forwarder {
         defer { nextHops.deallocate() }
         let publisher = ForwardingPublisher(initial: ForwardingSnapshot(overlay.plan()), readers: workers.count)
         let resolutions = ResolutionSignal.allocate()
-        var resolver = NeighborResolver(settings: configuration.resolution, nowMs: now)
+        var resolver = NeighborResolver(settings: configuration.resolution, uplink: configuration.uplink.address, nowMs: now)
         var initialActions: [ResolverAction] = []
         for neighbor in configuration.neighbors {
             initialActions += resolver.addStatic(neighbor.address, mac: neighbor.mac, nowMs: now)

@@ -1,8 +1,8 @@
 import XCTest
 @testable import TunnelCore
 
-/// Mechanism 1 (SPEC §1) driven by a fake clock: every input carries `nowMs`, and the
-/// timers run only when the test calls `tick`.
+/// Mechanism 1 driven by a fake clock: every input carries `nowMs`, and the timers run
+/// only when the test calls `tick`.
 final class ResolutionNeighborResolverTests: XCTestCase {
     let local = IPv4Address(192, 168, 50, 1)
     let localMAC = MACAddress(0x02, 0, 0, 0, 0, 0x01)
@@ -21,7 +21,7 @@ final class ResolutionNeighborResolverTests: XCTestCase {
     // MARK: helpers
 
     func resolver(_ settings: ResolutionSettings = ResolutionSettings(), nowMs: UInt64 = 0) -> NeighborResolver {
-        NeighborResolver(settings: settings, nowMs: nowMs)
+        NeighborResolver(settings: settings, uplink: IPv4Interface(address: local, prefixLength: 24)!, nowMs: nowMs)
     }
 
     /// The reply of `address` (owning `mac`) to one of our requests.
@@ -35,7 +35,7 @@ final class ResolutionNeighborResolverTests: XCTestCase {
     }
 
     func receive(_ r: inout NeighborResolver, _ m: ARPMessage, at t: UInt64) -> [ResolverAction] {
-        r.receive(m, localAddress: local, nowMs: t)
+        r.receive(m, nowMs: t)
     }
 
     /// Runs every timer up to and including `end`, at the exact times they fall due.
@@ -143,7 +143,7 @@ final class ResolutionNeighborResolverTests: XCTestCase {
         var r = resolver()
         XCTAssertEqual(receive(&r, reply(b, macB), at: 0), [])
         XCTAssertNil(r.underlay[b])
-        XCTAssertEqual(r.unsolicitedReplies, 1)
+        XCTAssertEqual(r.statistics.unsolicited, 1)
         // Nor does a gratuitous one.
         let garp = ARPMessage(operation: .reply, senderMAC: macB, senderAddress: b, targetMAC: .broadcast, targetAddress: b)
         XCTAssertEqual(receive(&r, garp, at: 1), [])
@@ -153,6 +153,7 @@ final class ResolutionNeighborResolverTests: XCTestCase {
         let other = ARPMessage.request(senderMAC: macB, senderAddress: b, targetAddress: c)
         XCTAssertEqual(receive(&r, other, at: 2), [])
         XCTAssertNil(r.underlay[b])
+        XCTAssertEqual(r.statistics.ignored, 2)
     }
 
     func testReplyRefreshesAnExistingNonTunnelEntry() {
@@ -161,7 +162,7 @@ final class ResolutionNeighborResolverTests: XCTestCase {
         XCTAssertEqual(r.underlay[b]?.state, .stale)
         XCTAssertEqual(receive(&r, reply(b, macB), at: 500), [])
         XCTAssertEqual(r.underlay[b], UnderlayNeighbor(mac: macB, state: .reachable, updatedMs: 500))
-        XCTAssertEqual(r.unsolicitedReplies, 0)
+        XCTAssertEqual(r.statistics, ARPStatistics())
         XCTAssertTrue(r.tunnelNeighbors.isEmpty)
     }
 
@@ -197,16 +198,83 @@ final class ResolutionNeighborResolverTests: XCTestCase {
         XCTAssertEqual(advance(&r, to: 20_000).count, 0)
     }
 
-    func testRequestWithANewMACFromAResolvedNeighborRepublishes() {
+    // MARK: claims of another MAC (spoofing)
+
+    /// A request, gratuitous ARP or unsolicited reply claiming another MAC for a resolved
+    /// neighbor: the MAC we hold is probed at once, and nothing is published.
+    func testAnyClaimOfANewMACForAResolvedNeighborIsProbedNotTaken() {
+        let garpRequest = ARPMessage(operation: .request, senderMAC: macA2, senderAddress: a, targetMAC: .zero, targetAddress: a)
+        let garpReply = ARPMessage(operation: .reply, senderMAC: macA2, senderAddress: a, targetMAC: .broadcast, targetAddress: a)
+        let claims = [requestToUs(a, macA2), garpRequest, garpReply, reply(a, macA2),
+                      ARPMessage.request(senderMAC: macA2, senderAddress: a, targetAddress: b)]
+        for claim in claims {
+            var r = resolvedA()
+            XCTAssertEqual(receive(&r, claim, at: 100), [.request(target: a, unicastTo: macA)], "\(claim)")
+            XCTAssertEqual(r.tunnelNeighbor(idA)?.published, macA)
+            XCTAssertEqual(r.tunnelNeighbor(idA)?.phase, .probing)
+            XCTAssertEqual(r.statistics.conflicts, 1)
+            // The real neighbor answers the probe: nothing changes, the spoof is over.
+            XCTAssertEqual(receive(&r, reply(a, macA), at: 101), [])
+            XCTAssertEqual(r.tunnelNeighbor(idA)?.phase, .reachable)
+            XCTAssertEqual(r.underlay[a]?.mac, macA)
+        }
+    }
+
+    /// A stream of claims costs one probe per min_interval_ms, and replies with the claimed
+    /// MAC during the probes are not taken either.
+    func testAStreamOfClaimsProbesAtMostOncePerMinInterval() {
         var r = resolvedA()
-        XCTAssertEqual(receive(&r, requestToUs(a, macA2), at: 100), [.publish(idA, macA2), .kernelSet(a, macA2)])
-        XCTAssertEqual(advance(&r, to: 100).map(\.action), [.request(target: a, unicastTo: macA2)])
+        var probes = 0
+        for t in stride(from: UInt64(100), through: 199, by: 1) {
+            probes += receive(&r, reply(a, macA2), at: t).count
+            if t % 2 == 0 { probes += receive(&r, reply(a, macA), at: t).count }
+            probes += advance(&r, to: t).count
+        }
+        XCTAssertEqual(probes, 10)
+        XCTAssertEqual(r.tunnelNeighbor(idA)?.published, macA)
+        XCTAssertEqual(r.statistics.conflicts, 100)
+    }
+
+    /// A neighbor that really changed its MAC is followed once the MAC we held stops
+    /// answering: the probe series fails, a broadcast request goes out, and its reply wins.
+    func testAClaimWinsOnlyAfterTheProbesOfTheHeldMACFail() {
+        var r = resolvedA()
+        XCTAssertEqual(receive(&r, requestToUs(a, macA2), at: 100), [.request(target: a, unicastTo: macA)])
+        var t: UInt64 = 100
+        var failed = false
+        while !failed && t < 10_000 {
+            t = r.tunnelNeighbor(idA)!.dueMs
+            failed = r.tick(nowMs: t).contains(.publish(idA, nil))
+            if !failed {
+                XCTAssertEqual(receive(&r, reply(a, macA2), at: t), [], "a reply with the claimed MAC during the probes")
+            }
+        }
+        XCTAssertTrue(failed)
+        XCTAssertEqual(t, 100 + UInt64(defaults.probes * defaults.retryMaxMs))
+        XCTAssertEqual(receive(&r, reply(a, macA2), at: t + 1), [.publish(idA, macA2), .kernelSet(a, macA2)])
+    }
+
+    func testARequestClaimingAStaticNeighborChangesNothing() {
+        var r = resolver()
+        _ = r.addStatic(a, mac: macA, nowMs: 0)
+        _ = r.attach(a, id: idA, nowMs: 0)
+        XCTAssertEqual(receive(&r, requestToUs(a, macA2), at: 10), [])
+        XCTAssertEqual(r.underlay[a]?.mac, macA)
+        XCTAssertEqual(r.statistics.conflicts, 1)
+        XCTAssertNil(r.nextDueMs)
     }
 
     func testGratuitousARPOnlyUpdatesAHeldBinding() {
-        var r = resolvedA()
+        var r = resolver()
+        _ = receive(&r, requestToUs(a, macA), at: 0)
+        XCTAssertEqual(r.underlay[a]?.state, .stale)
+        XCTAssertEqual(r.underlay.count, 1)
+        // Held but not used by a tunnel: the new MAC is taken, and would be confirmed.
+        _ = r.attach(a, id: idA, nowMs: 50)
+        _ = advance(&r, to: 10_000)
+        XCTAssertEqual(r.tunnelNeighbor(idA)?.published, nil, "the stale MAC never answered")
         let garp = ARPMessage(operation: .request, senderMAC: macA2, senderAddress: a, targetMAC: .zero, targetAddress: a)
-        XCTAssertEqual(receive(&r, garp, at: 100), [.publish(idA, macA2), .kernelSet(a, macA2)])
+        XCTAssertEqual(receive(&r, garp, at: 10_001), [.publish(idA, macA2), .kernelSet(a, macA2)])
         // While unresolved, a gratuitous ARP is not an answer.
         _ = r.attach(b, id: idB, nowMs: 100)
         let garpB = ARPMessage(operation: .request, senderMAC: macB, senderAddress: b, targetMAC: .zero, targetAddress: b)
@@ -313,12 +381,57 @@ final class ResolutionNeighborResolverTests: XCTestCase {
         var r = resolver()
         _ = r.attach(a, id: idA, nowMs: 0)
         XCTAssertEqual(broadcastTimes(advance(&r, to: 700), a), [100, 300, 700])
-        XCTAssertEqual(r.miss(idA, nowMs: 705), [], "within min_interval of the last request")
-        XCTAssertEqual(r.miss(idA, nowMs: 709), [])
-        XCTAssertEqual(r.miss(idA, nowMs: 710), [.request(target: a, unicastTo: nil)])
-        XCTAssertEqual(r.miss(idA, nowMs: 715), [])
+        XCTAssertEqual(r.miss(idA, nowMs: 750), [.request(target: a, unicastTo: nil)])
+        XCTAssertEqual(r.miss(idA, nowMs: 755), [])
         // The old retry (due at 1500) is gone; the back-off restarts at 100 ms.
-        XCTAssertEqual(broadcastTimes(advance(&r, to: 3000), a), [810, 1010, 1410, 2210])
+        XCTAssertEqual(broadcastTimes(advance(&r, to: 3000), a), [760, 860, 1060, 1460, 2260])
+    }
+
+    /// A miss within min_interval_ms of an unanswered request (traffic starting just after
+    /// the first request, or just after a retry) asks again when the interval ends, not when
+    /// the back-off would: the first packet waits one interval plus a round trip.
+    func testAMissJustAfterARequestAsksWhenTheIntervalEnds() {
+        var r = resolver()
+        _ = r.attach(a, id: idA, nowMs: 0)
+        XCTAssertEqual(r.miss(idA, nowMs: 3), [], "within min_interval of the last request")
+        XCTAssertEqual(r.nextDueMs, 10)
+        XCTAssertEqual(broadcastTimes(advance(&r, to: 10), a), [10])
+        XCTAssertEqual(receive(&r, reply(a, macA), at: 60), [.publish(idA, macA), .kernelSet(a, macA)])
+
+        // The same just after a retry, with a back-off longer than a packet's lifetime.
+        var slow = ResolutionSettings()
+        slow.retryInitialMs = 5000
+        slow.retryMaxMs = 60_000
+        var s = resolver(slow)
+        _ = s.attach(a, id: idA, nowMs: 0)
+        XCTAssertEqual(broadcastTimes(advance(&s, to: 5000), a), [5000])
+        XCTAssertEqual(s.miss(idA, nowMs: 5004), [])
+        XCTAssertEqual(broadcastTimes(advance(&s, to: 20_000), a), [5010, 10_010])
+    }
+
+    /// Whatever the timing of a miss against the retries, the next request goes out at
+    /// most min_interval_ms after the previous one (at once when that is past), and the
+    /// back-off starts again from retry_initial_ms.
+    func testEveryMissIsFollowedByARequestWithinMinIntervalOfThePreviousOne() {
+        for missAt in UInt64(0)..<330 {
+            var r = resolver()
+            _ = r.attach(a, id: idA, nowMs: 0)
+            let last = ([0] + broadcastTimes(advance(&r, to: missAt), a)).max()!
+            var after = r.miss(idA, nowMs: missAt).isEmpty ? [] : [missAt]
+            after += broadcastTimes(advance(&r, to: missAt + 10), a)
+            XCTAssertEqual(after.first, max(missAt, last + 10), "miss at \(missAt), previous request at \(last)")
+            XCTAssertEqual(r.tunnelNeighbor(idA)?.dueMs, after.first.map { $0 + 100 }, "the back-off restarted")
+        }
+    }
+
+    /// An earlier retry is never put off by a miss.
+    func testAMissNeverPostponesAnEarlierRetry() {
+        var fast = ResolutionSettings()
+        fast.retryInitialMs = 4
+        var r = resolver(fast)
+        _ = r.attach(a, id: idA, nowMs: 0)
+        XCTAssertEqual(r.miss(idA, nowMs: 2), [])
+        XCTAssertEqual(r.nextDueMs, 4)
     }
 
     func testMissOfAResolvedNeighborRepublishesAndOfUnknownDoesNothing() {
@@ -335,6 +448,7 @@ final class ResolutionNeighborResolverTests: XCTestCase {
         var requests = 1
         for t in stride(from: UInt64(1), through: 99, by: 1) {
             requests += r.miss(idA, nowMs: t).count
+            requests += advance(&r, to: t).count
         }
         // At 10, 20, … 90: one every min_interval.
         XCTAssertEqual(requests, 1 + 9)
@@ -527,20 +641,59 @@ final class ResolutionNeighborResolverTests: XCTestCase {
 
     func testAChangeOfOneAddressActsOnlyOnThatAddress() {
         var r = resolver()
-        let addresses = (0..<50).map { IPv4Address(rawValue: 0x0A00_0100 + UInt32($0)) }
+        let addresses = (0..<50).map { IPv4Address(192, 168, 50, UInt8(100 + $0)) }
+        let macs = addresses.indices.map { MACAddress(rawValue: 0x0200_0000_0000 + UInt64($0)) }
         for (i, address) in addresses.enumerated() {
             _ = r.attach(address, id: NextHopID(rawValue: UInt32(i)), nowMs: 0)
-            _ = receive(&r, reply(address, MACAddress(rawValue: 0x0200_0000_0000 + UInt64(i))), at: 1)
+            _ = receive(&r, reply(address, macs[i]), at: 1)
         }
         let target = addresses[17]
         let about: Set<String> = ["ip \(target)", "id 17"]
-        for m in [reply(target, macA2), requestToUs(target, macA), reply(target, macA2)] {
+        XCTAssertEqual(receive(&r, reply(target, macA2), at: 10), [.request(target: target, unicastTo: macs[17])])
+        for m in [reply(target, macs[17]), requestToUs(target, macA), reply(target, macA2)] {
             let actions = receive(&r, m, at: 10)
-            XCTAssertFalse(actions.isEmpty)
             XCTAssertTrue(actions.allSatisfy { about.contains(subject($0)) }, "\(actions)")
             XCTAssertTrue(advance(&r, to: 10).allSatisfy { about.contains(subject($0.action)) })
         }
         XCTAssertTrue(r.tunnelNeighbors.filter { $0.key != target }.allSatisfy { $0.value.phase == .reachable })
+    }
+
+    // MARK: what the underlay table keeps
+
+    func testSendersOutsideThePrefixOrNotHostsAreNeverLearnt() {
+        var r = resolver()
+        let martians = [IPv4Address(10, 0, 0, 5), IPv4Address(192, 168, 50, 0), IPv4Address(192, 168, 50, 255),
+                        IPv4Address(127, 0, 0, 1), IPv4Address(224, 0, 0, 5), IPv4Address(255, 255, 255, 255), .any, local]
+        for sender in martians {
+            XCTAssertEqual(receive(&r, requestToUs(sender, macB), at: 1), [], "\(sender)")
+        }
+        XCTAssertEqual(receive(&r, requestToUs(b, MACAddress(0x01, 0, 0x5E, 0, 0, 5)), at: 1), [])
+        XCTAssertEqual(r.underlay.count, 0)
+        XCTAssertEqual(r.statistics.invalidSenders, martians.count + 1)
+    }
+
+    /// New senders fill the table up to max_neighbors; the rest are counted, not kept,
+    /// until entries age out. Tunnel neighbors and static entries are always kept.
+    func testTheTableKeepsAtMostMaxNeighborsThatNoTunnelNeeds() {
+        var settings = ResolutionSettings()
+        settings.maxNeighbors = 50
+        var r = resolver(settings)
+        _ = r.addStatic(c, mac: macC, nowMs: 0)
+        _ = r.attach(a, id: idA, nowMs: 0)
+        for host in 100..<250 {
+            let sender = IPv4Address(192, 168, 50, UInt8(host))
+            _ = receive(&r, requestToUs(sender, MACAddress(0x02, 0, 0, 0, 1, UInt8(host))), at: 10)
+        }
+        XCTAssertEqual(r.underlay.count, 50 + 2)
+        XCTAssertEqual(r.statistics.tableFull, 100)
+        // The tunnel neighbor still resolves; known senders are still refreshed.
+        XCTAssertEqual(receive(&r, reply(a, macA), at: 20), [.publish(idA, macA), .kernelSet(a, macA)])
+        XCTAssertEqual(r.statistics.tableFull, 100)
+        // Once the learnt ones age out, new senders are learnt again.
+        r.expireUnused(nowMs: 10 + UInt64(settings.reachableMs) * 4)
+        XCTAssertEqual(r.underlay.count, 2)
+        _ = receive(&r, requestToUs(b, macB), at: 200_000)
+        XCTAssertEqual(r.underlay[b]?.mac, macB)
     }
 
     // MARK: ageing of unused entries

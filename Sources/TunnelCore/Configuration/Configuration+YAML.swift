@@ -355,7 +355,7 @@ private struct Validator {
     func resolution(_ node: Node, path: String) throws(E) -> ResolutionSettings {
         let m = try MappingReader(node, path: path, allowed: [
             "retry_initial_ms", "retry_max_ms", "min_interval_ms", "reachable_ms", "probes",
-            "max_requests_per_second",
+            "max_requests_per_second", "max_neighbors",
         ])
         var r = ResolutionSettings()
         let initial = try m.int("retry_initial_ms", 1...60_000)
@@ -374,6 +374,7 @@ private struct Validator {
         r.reachableMs = try m.int("reachable_ms", 1...3_600_000, default: r.reachableMs)
         r.probes = try m.int("probes", 1...100, default: r.probes)
         r.maxRequestsPerSecond = try m.int("max_requests_per_second", 1...1_000_000, default: r.maxRequestsPerSecond)
+        r.maxNeighbors = try m.int("max_neighbors", 0...1_048_576, default: r.maxNeighbors)
         return r
     }
 

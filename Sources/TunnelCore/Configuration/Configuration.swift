@@ -171,6 +171,10 @@ public struct ResolutionSettings: Sendable, Equatable {
     public var probes: Int = 3
     /// Global bound on ARP requests sent per second.
     public var maxRequestsPerSecond: Int = 5000
+    /// Underlay neighbors kept that no tunnel needs (learnt from requests for our
+    /// address); tunnel next hops and static entries are always kept. Linux's
+    /// `gc_thresh3` is 1024 too.
+    public var maxNeighbors: Int = 1024
 
     public init() {}
 }

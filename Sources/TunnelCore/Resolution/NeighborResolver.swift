@@ -13,15 +13,41 @@ public enum ResolverAction: Sendable, Equatable {
     case kernelRemove(IPv4Address)
 }
 
-/// Mechanism 1 of SPEC §1: keeps every tunnel neighbor resolved ahead of traffic.
+/// What the resolver made of the ARP messages it was given, beyond the replies it took:
+/// each message that changed nothing is counted under why.
+public struct ARPStatistics: Sendable, Equatable {
+    /// Replies to nothing we asked: never a new entry.
+    public var unsolicited = 0
+    /// Messages claiming another MAC for a neighbor we hold resolved: not taken; the MAC
+    /// we hold is probed instead.
+    public var conflicts = 0
+    /// Senders we never learn: outside the uplink's prefix, not a host address, our own
+    /// address, or a multicast or zero MAC.
+    public var invalidSenders = 0
+    /// New senders not learnt because the table holds `max_neighbors` entries no tunnel
+    /// needs.
+    public var tableFull = 0
+    /// Messages with nothing to take: requests for other addresses and gratuitous ARP
+    /// from senders we do not hold, bindings we already hold, other operations.
+    public var ignored = 0
+
+    public init() {}
+}
+
+/// Mechanism 1: keeps every tunnel neighbor resolved ahead of traffic.
 ///
 /// - A new tunnel neighbor without a usable underlay entry is asked for at once, then
 ///   retried with back-off (`retry_initial_ms` doubling to `retry_max_ms`) for as long as
-///   a tunnel needs it; a data-path miss asks again at once (at most every
-///   `min_interval_ms`) and restarts the back-off.
+///   a tunnel needs it; a data-path miss asks again within `min_interval_ms` of the last
+///   request (at once when that is long past) and restarts the back-off.
 /// - A resolved one is re-probed with unicast requests before `reachable_ms` runs out, and
 ///   keeps its MAC while probed; only `probes` unanswered probes make it unresolved.
+/// - A resolved neighbor's MAC changes only on a reply to our own request: a reply,
+///   gratuitous ARP or request claiming another MAC makes us probe the MAC we hold, and
+///   the claim wins only if that probe series fails and a broadcast request is answered.
 /// - Every change of the underlay table updates just the tunnel neighbor at that address.
+/// - The underlay table keeps only senders inside the uplink's prefix, and at most
+///   `max_neighbors` entries that no tunnel needs.
 /// - All requests pass one token bucket (`max_requests_per_second`).
 public struct NeighborResolver: Sendable {
     public enum Phase: String, Sendable {
@@ -58,20 +84,22 @@ public struct NeighborResolver: Sendable {
     }
 
     public let settings: ResolutionSettings
+    /// The uplink's address and prefix: our own address, and the senders worth learning.
+    public let uplink: IPv4Interface
     public private(set) var underlay = UnderlayNeighborTable()
     public private(set) var tunnelNeighbors: [IPv4Address: TunnelNeighbor] = [:]
     private var addressByID: [NextHopID: IPv4Address] = [:]
     private var timers = Heap<Timer>()
     private var limiter: RequestRateLimiter
     private var nextGeneration: UInt64 = 0
-    /// Replies that matched no entry and were ignored.
-    public private(set) var unsolicitedReplies = 0
+    public private(set) var statistics = ARPStatistics()
 
     /// Probes are spaced like the slowest retry, so a probe series lasts `probes` of them.
     private var probeIntervalMs: UInt64 { UInt64(settings.retryMaxMs) }
 
-    public init(settings: ResolutionSettings, nowMs: UInt64) {
+    public init(settings: ResolutionSettings, uplink: IPv4Interface, nowMs: UInt64) {
         self.settings = settings
+        self.uplink = uplink
         limiter = RequestRateLimiter(perSecond: settings.maxRequestsPerSecond, nowMs: nowMs)
     }
 
@@ -112,31 +140,75 @@ public struct NeighborResolver: Sendable {
             : [.publish(neighbor.id, nil), .kernelRemove(address)]
     }
 
-    /// An ARP message received on the uplink; `localAddress` is our endpoint address.
-    public mutating func receive(_ message: ARPMessage, localAddress: IPv4Address, nowMs: UInt64) -> [ResolverAction] {
+    /// An ARP message received on the uplink.
+    public mutating func receive(_ message: ARPMessage, nowMs: UInt64) -> [ResolverAction] {
         let sender = message.senderAddress
-        guard sender != IPv4Address(rawValue: 0), sender != localAddress,
-              !message.senderMAC.isMulticast, message.senderMAC != MACAddress(rawValue: 0) else { return [] }
+        guard isLearnable(sender, mac: message.senderMAC) else {
+            statistics.invalidSenders += 1
+            return []
+        }
+        let held = underlay[sender]
+        if let known = held?.usableMAC, known != message.senderMAC {
+            statistics.conflicts += 1
+            return held?.state == .permanent ? [] : confirmAfterConflict(sender, nowMs: nowMs)
+        }
         let gratuitous = sender == message.targetAddress
         switch message.operation {
         case .reply where !gratuitous:
             guard underlay.confirm(sender, mac: message.senderMAC, nowMs: nowMs) else {
-                unsolicitedReplies += 1
+                statistics.unsolicited += 1
                 return []
             }
-        case .request where message.targetAddress == localAddress:
+        case .request where message.targetAddress == uplink.address:
+            if held == nil && underlay.count >= settings.maxNeighbors + tunnelNeighbors.count + underlay.staticCount {
+                statistics.tableFull += 1
+                return []
+            }
             // A binding we already hold is unchanged: a request proves nothing about whether
             // the neighbor answers, so the probe series goes on as it was.
-            guard underlay.learn(sender, mac: message.senderMAC, nowMs: nowMs) else { return [] }
+            guard underlay.learn(sender, mac: message.senderMAC, nowMs: nowMs) else {
+                statistics.ignored += 1
+                return []
+            }
         case .request, .reply:
-            // Gratuitous ARP and requests for others only refresh a binding we hold.
-            guard let entry = underlay[sender], entry.state != .permanent, entry.mac != nil else { return [] }
-            if entry.mac == message.senderMAC { return [] }
+            // Gratuitous ARP and requests for others only give a MAC to an entry that has
+            // none in use (a resolved one was handled above).
+            guard let held, held.state != .permanent, held.mac != nil, held.mac != message.senderMAC else {
+                statistics.ignored += 1
+                return []
+            }
             _ = underlay.learn(sender, mac: message.senderMAC, nowMs: nowMs)
         default:
+            statistics.ignored += 1
             return []
         }
         return underlayChanged(sender, nowMs: nowMs)
+    }
+
+    /// Whether ARP from `address` with `mac` may teach us anything: a unicast host of the
+    /// uplink's prefix other than ourselves. Anything else is noise or a spoof.
+    private func isLearnable(_ address: IPv4Address, mac: MACAddress) -> Bool {
+        uplink.contains(address) && address != uplink.address && !mac.isMulticast && mac != .zero
+            && TunnelRules.hostAddressProblem(address, in: uplink) == nil
+    }
+
+    /// Someone claims another MAC for `address`, whose MAC we use: ask the one we hold
+    /// (unicast) instead of believing the claim. A tunnel neighbor already being probed
+    /// goes on with its series; one confirmed less than `min_interval_ms` ago is probed
+    /// at the end of that interval, so that a stream of claims costs one probe an interval.
+    private mutating func confirmAfterConflict(_ address: IPv4Address, nowMs: UInt64) -> [ResolverAction] {
+        guard var neighbor = tunnelNeighbors[address], neighbor.phase == .reachable else { return [] }
+        neighbor.phase = .probing
+        neighbor.probesLeft = settings.probes
+        tunnelNeighbors[address] = neighbor
+        underlay.setState(address, .probe, nowMs: nowMs)
+        if let last = neighbor.lastRequestMs, nowMs &- last < UInt64(settings.minIntervalMs) {
+            schedule(address, at: last &+ UInt64(settings.minIntervalMs))
+            return []
+        }
+        var actions: [ResolverAction] = []
+        probe(address, nowMs: nowMs, actions: &actions)
+        return actions
     }
 
     /// A worker buffered a packet for `id`, which it found unresolved.
@@ -146,9 +218,15 @@ public struct NeighborResolver: Sendable {
             // The worker looked before our last publication reached it; say it again.
             return neighbor.published.map { [.publish(id, $0)] } ?? []
         }
-        if let last = neighbor.lastRequestMs, nowMs &- last < UInt64(settings.minIntervalMs) { return [] }
         neighbor.intervalMs = UInt64(settings.retryInitialMs)
         tunnelNeighbors[address] = neighbor
+        if let last = neighbor.lastRequestMs, nowMs &- last < UInt64(settings.minIntervalMs) {
+            // Too soon after the last request to send another, too important to wait for
+            // the back-off: ask again as soon as the interval allows.
+            let due = last &+ UInt64(settings.minIntervalMs)
+            if neighbor.dueMs > due { schedule(address, at: due) }
+            return []
+        }
         var actions: [ResolverAction] = []
         ask(address, nowMs: nowMs, actions: &actions)
         return actions
@@ -195,7 +273,8 @@ public struct NeighborResolver: Sendable {
     /// Ages out learnt entries that no tunnel needs (call now and then, e.g. every second).
     public mutating func expireUnused(nowMs: UInt64) {
         let keepMs = UInt64(settings.reachableMs) * 4
-        underlay.expire(olderThan: keepMs, nowMs: nowMs) { tunnelNeighbors[$0] != nil }
+        let needed = tunnelNeighbors
+        underlay.expire(olderThan: keepMs, nowMs: nowMs) { needed[$0] != nil }
     }
 
     /// When the next timer falls due, for a control loop that wants to sleep until then.

@@ -32,11 +32,13 @@ public struct UnderlayNeighbor: Sendable, Equatable {
     public var usableMAC: MACAddress? { state.isUsable ? mac : nil }
 }
 
-/// IPv4 address → MAC of the neighbors seen on the uplink (SPEC §1, the underlay
-/// neighbor table), with the rule that keeps it trustworthy: an ARP reply only ever
-/// updates an entry we asked for or already hold (Linux's `arp_accept=0`).
+/// IPv4 address → MAC of the neighbors seen on the uplink (the underlay neighbor
+/// table), with the rule that keeps it trustworthy: an ARP reply only ever updates an
+/// entry we asked for or already hold (Linux's `arp_accept=0`).
 public struct UnderlayNeighborTable: Sendable {
     public private(set) var entries: [IPv4Address: UnderlayNeighbor] = [:]
+    /// Static entries among `entries`: they never age and are not learnt.
+    public private(set) var staticCount = 0
 
     public init() {}
 
@@ -45,6 +47,7 @@ public struct UnderlayNeighborTable: Sendable {
     public var count: Int { entries.count }
 
     public mutating func setStatic(_ address: IPv4Address, mac: MACAddress, nowMs: UInt64) {
+        if entries[address]?.state != .permanent { staticCount += 1 }
         entries[address] = UnderlayNeighbor(mac: mac, state: .permanent, updatedMs: nowMs)
     }
 
@@ -88,15 +91,17 @@ public struct UnderlayNeighborTable: Sendable {
 
     /// Drops every learnt entry (static ones stay); returns the addresses removed.
     public mutating func flush() -> [IPv4Address] {
-        let removed = entries.filter { $0.value.state != .permanent }.map(\.key)
+        let removed = entries.compactMap { $0.value.state == .permanent ? nil : $0.key }
         for address in removed { entries[address] = nil }
         return removed
     }
 
-    /// Removes entries no tunnel needs that have not been confirmed for `maxAgeMs`.
+    /// Removes entries no tunnel needs that have not been confirmed for `maxAgeMs`, in
+    /// place (no copy of the table).
     public mutating func expire(olderThan maxAgeMs: UInt64, nowMs: UInt64, keeping needed: (IPv4Address) -> Bool) {
-        entries = entries.filter { address, entry in
-            entry.state == .permanent || needed(address) || nowMs &- entry.updatedMs < maxAgeMs
+        let old = entries.compactMap { address, entry in
+            entry.state == .permanent || needed(address) || nowMs &- entry.updatedMs < maxAgeMs ? nil : address
         }
+        for address in old { entries[address] = nil }
     }
 }

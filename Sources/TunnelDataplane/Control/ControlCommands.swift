@@ -22,14 +22,20 @@ extension ControlCore {
             let attached = try overlay.addTunnel(tunnel, nowMs: now)
             publishForwarding()
             let hop = overlay.nextHop(of: tunnel)!
-            if case .added(let id) = attached { apply(resolver.attach(hop, id: id, nowMs: now)) }
+            if case .added(let id) = attached {
+                let actions = resolver.attach(hop, id: id, nowMs: now)
+                apply(actions)
+            }
             publishTelemetry(nowMs: now)
             let state = resolver.tunnelNeighbors[hop].map { $0.published == nil ? "resolving" : "resolved" } ?? "?"
             return ControlReply(ok: true, message: "tunnel \(tunnel.name) added: \(tunnel.type.rawValue) to \(tunnel.remote) vni \(tunnel.vni), next hop \(hop) (\(state))")
         case .tunnelDelete(let name):
             let deleted = try overlay.deleteTunnel(named: name, nowMs: now)
             publishForwarding()
-            if let gone = deleted.removedNextHop { apply(resolver.detach(gone.address, nowMs: now)) }
+            if let gone = deleted.removedNextHop {
+                let actions = resolver.detach(gone.address, nowMs: now)
+                apply(actions)
+            }
             publishTelemetry(nowMs: now)
             return ControlReply(ok: true, message: "tunnel \(name) deleted with \(deleted.forwardingEntriesRemoved) forwarding entr\(deleted.forwardingEntriesRemoved == 1 ? "y" : "ies") and \(deleted.floodListsLeft) flood-list membership(s)"
                 + (deleted.removedNextHop.map { "; next hop \($0.address) no longer tracked" } ?? ""))
@@ -53,7 +59,8 @@ extension ControlCore {
                                 neighbors: neighborRows(nowMs: now), underlay: all ? underlayRows(nowMs: now) : nil)
         case .neighborFlush:
             let tracked = resolver.tunnelNeighbors.values.filter { $0.phase != .permanent }.count
-            apply(resolver.flush(nowMs: now))
+            let actions = resolver.flush(nowMs: now)
+            apply(actions)
             publishTelemetry(nowMs: now)
             return ControlReply(ok: true, message: "neighbor table flushed; resolving \(tracked) tunnel neighbor(s) again")
         case .pending:

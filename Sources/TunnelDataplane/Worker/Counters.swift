@@ -24,6 +24,15 @@ public enum Counter: Int, CaseIterable, Sendable {
     case learnedTableFull
     /// A gauge on the control core: learnt entries now.
     case learnedNow
+    /// Control core: ARP requests for our address that were answered.
+    case arpAnswered
+    /// Control core, ARP that was not taken (see `ARPStatistics`): replies to nothing we
+    /// asked; claims of another MAC for a resolved neighbor (probed instead); senders
+    /// outside the uplink prefix or with a multicast or zero MAC; messages with nothing to
+    /// take; new senders refused because the underlay table is at `max_neighbors`.
+    case arpUnsolicited, arpConflicts, arpInvalidSenders, arpIgnored, underlayFull
+    /// A gauge on the control core: entries in the underlay neighbor table.
+    case underlayNeighbors
 
     public var name: String {
         switch self {
@@ -47,6 +56,13 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .learnedAged: "learned_aged"
         case .learnedTableFull: "learned_table_full"
         case .learnedNow: "learned_now"
+        case .arpAnswered: "arp_answered"
+        case .arpUnsolicited: "arp_unsolicited"
+        case .arpConflicts: "arp_conflicts"
+        case .arpInvalidSenders: "arp_invalid_senders"
+        case .arpIgnored: "arp_ignored"
+        case .underlayFull: "underlay_full"
+        case .underlayNeighbors: "underlay_neighbors"
         }
     }
 }
