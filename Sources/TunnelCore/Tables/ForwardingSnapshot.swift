@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// What a forwarding snapshot is built from: plain Swift values, assembled by the control
 /// plane from its overlay model.
 public struct ForwardingPlan: Sendable {
@@ -38,6 +44,7 @@ public struct ForwardingPlan: Sendable {
 public final class ForwardingSnapshot: @unchecked Sendable {
     public let view: UnsafePointer<ForwardingView>
     private let base: UnsafeMutableRawPointer
+    private let size: Int
 
     /// Port ids up to this value can be access ports (DPDK's RTE_MAX_ETHPORTS is 32 here).
     public static let accessCapacity = 64
@@ -64,8 +71,14 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         let segmentBucketsOffset = layout.reserve(SegmentBucket.self, count: segmentBucketCount)
         let accessOffset = layout.reserve(AccessBinding.self, count: Self.accessCapacity)
 
-        base = .allocate(byteCount: layout.size, alignment: 64)
-        base.initializeMemory(as: UInt8.self, repeating: 0, count: layout.size)
+        // Mapped, not malloc'ed: snapshots come and go with every change, each a little
+        // larger or smaller than the last, and malloc kept the freed ones (10 000 tunnels
+        // added one by one left gigabytes of heap behind). A mapping is returned whole,
+        // and starts zeroed.
+        size = layout.size
+        let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let mapped, mapped != MAP_FAILED else { fatalError("cannot map \(size) bytes for a forwarding snapshot") }
+        base = mapped
 
         let buckets = (base + bucketsOffset).bindMemory(to: ForwardingBucket.self, capacity: bucketCount)
         let tunnels = (base + tunnelsOffset).bindMemory(to: TunnelEntry.self, capacity: plan.tunnels.count)
@@ -123,7 +136,7 @@ public final class ForwardingSnapshot: @unchecked Sendable {
     }
 
     deinit {
-        base.deallocate()
+        munmap(base, size)
     }
 
     /// Offsets of the arrays inside the single allocation, each cache-line aligned.
