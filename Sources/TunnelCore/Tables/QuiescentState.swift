@@ -49,7 +49,16 @@ public struct QuiescentState: @unchecked Sendable {
     }
 
     /// Reader `reader` goes online: from now on it may hold shared pointers.
-    public func goOnline(reader: Int) { reportQuiescent(reader: reader) }
+    ///
+    /// Unlike a quiescent report, this needs a store-load barrier (as DPDK's
+    /// `rte_rcu_qsbr_thread_online` has): without it the reader's first load of a shared
+    /// pointer may be performed before its store is visible, and a writer that still sees
+    /// it offline could free what it just loaded.
+    public func goOnline(reader: Int) {
+        let now = AtomicWord.atomicLoad(at: epoch, ordering: .relaxed)
+        AtomicWord.atomicStore(now, at: pointerToSeen(reader), ordering: .relaxed)
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+    }
 
     /// Reader `reader` stops reading for good (or for a while).
     public func goOffline(reader: Int) {
