@@ -84,6 +84,7 @@ public enum Forwarder {
                 TelemetrySource.PortRole(port: $0, role: "access", segment: $1.segment, vlan: $1.vlan)
             }, firstPacketDelays: delays)
         Telemetry.register(telemetry)
+        defer { Telemetry.detach() }
         let server = try ControlServer(directory: EAL.runtimeDirectory)
         let kernel = try configuration.kernelSync.map { (sync) throws(DataplaneError) in
             try KernelNeighborSync(interface: sync.interface)
@@ -102,12 +103,14 @@ public enum Forwarder {
         }
         let learnedAges = configuration.learning.enabled ? LearnedAges.allocate(capacity: configuration.learning.maxEntries) : nil
         defer { learnedAges?.deallocate() }
-        // Each worker owns its buffer (and frees it when it stops); the control core reads
-        // how many packets wait in it.
+        // Each worker owns the packets in its buffer (and frees them when it stops); the
+        // buffers themselves are freed here, once the workers have been joined, because
+        // the control core reads how many packets wait in them until it stops too.
         let pendingBuffers = workers.map { _ in
             PendingBuffer(perCore: configuration.pending.perCore, perNeighbor: configuration.pending.perNeighbor,
                           nextHopCapacity: settings.maxNextHops)
         }
+        defer { pendingBuffers.forEach { $0.deallocate() } }
         var controlWorkers: [ControlCore.Worker] = []
         for (lcore, buffer) in zip(workers, pendingBuffers) {
             controlWorkers.append(ControlCore.Worker(
@@ -118,7 +121,7 @@ public enum Forwarder {
         }
 
         let running = RunFlag.allocate()
-        Signals.stop(on: [SIGINT, SIGTERM], flag: running)
+        Signals.stop(on: Signals.stopping, flag: running)
         let accessIDs = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: accessPorts.count)
         _ = accessIDs.initialize(from: accessPorts.map(\.rawValue))
         defer { accessIDs.deallocate() }
@@ -138,14 +141,21 @@ public enum Forwarder {
             let setup = WorkerSetup(
                 lcore: worker.lcore, queue: UInt16(index), reader: index,
                 accessPorts: UnsafeBufferPointer(accessIDs), uplink: uplink, uplinkMTU: configuration.uplink.mtu,
-                localAddress: configuration.uplink.address.address,
+                localAddress: configuration.uplink.address.address, localMAC: uplink.macAddress,
                 forwarding: publisher.reader, quiescentState: publisher.quiescentState,
                 nextHops: nextHops, counters: counters.block(lcore: worker.lcore),
                 toControl: worker.arp, fromControl: worker.handoff, misses: worker.misses, resolutions: resolutions, pending: pendingBuffers[index],
                 learning: learnedAges.map { WorkerLearning(reports: worker.learningReports!, ages: $0) },
                 lifetimeCycles: UInt64(configuration.pending.lifetimeMs) * tscHz / 1000, tscHz: tscHz,
                 firstPacketDelay: delays[index], pool: pool, burst: settings.burst, running: running)
-            try WorkerLauncher.launch(setup)
+            do {
+                try WorkerLauncher.launch(setup)
+            } catch {
+                // The workers already running use everything freed on the way out.
+                running.stop()
+                rte_eal_mp_wait_lcore()
+                throw error
+            }
         }
         Log.info("\(workers.count) worker(s) on lcores \(workers.map(String.init).joined(separator: ",")), "
             + "control on lcore \(EAL.mainLcore); uplink \(uplink) \(uplink.macAddress) \(configuration.uplink.address); "
@@ -210,14 +220,24 @@ enum Clock {
     }
 }
 
-/// SIGINT and SIGTERM only clear the run flag; the lcores notice within one loop.
+/// The signals that stop the forwarder only clear the run flag; the lcores notice within
+/// one loop, and everything is taken down in order.
 enum Signals {
     nonisolated(unsafe) private static var flag: RunFlag?
+
+    /// Besides SIGINT and SIGTERM, every signal whose default would end the process
+    /// without cleaning up (leaving hugepage files, kernel neighbors and ports behind),
+    /// or, for SIGQUIT and SIGABRT, would leave the lcores polling after Swift's crash
+    /// report. An abort() from inside the process still ends it: abort raises again with
+    /// the default action once a handler returns.
+    static let stopping = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT, SIGUSR1, SIGUSR2, SIGALRM]
 
     static func stop(on signals: [Int32], flag: RunFlag) {
         Self.flag = flag
         for s in signals {
             signal(s) { _ in Signals.flag?.stop() }
         }
+        // Writes to a client that went away fail with EPIPE instead.
+        signal(SIGPIPE, SIG_IGN)
     }
 }

@@ -27,7 +27,8 @@ let usage = """
     /tunnelfwd/neighbors, /tunnelfwd/pending, /tunnelfwd/ports, /ethdev/stats,N).
     'tunnelctl --file-prefix PREFIX tunnel add|del, forwarding add|del, neighbor
     show|flush, pending' change and inspect it while it runs (owner-only socket
-    /var/run/dpdk/PREFIX/tunnelfwd.sock). SIGINT or SIGTERM stop it cleanly.
+    /var/run/dpdk/PREFIX/tunnelfwd.sock). SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGABRT,
+    SIGUSR1, SIGUSR2 and SIGALRM stop it cleanly; SIGPIPE is ignored.
     """
 
 func fail(_ message: String) -> Never {

@@ -1,13 +1,11 @@
-"""Learning inner MACs from decapsulated traffic (SPEC F2): a MAC that answers from behind
+"""Learning inner MACs from decapsulated traffic: a MAC that answers from behind
 a tunnel is then sent to that tunnel alone, instead of to the segment's flood list, until
 it falls silent for the ageing time."""
 
-import struct
-
 import pytest
 
-from tfsys import (REMOTE2_IP, REMOTE2_MAC, REMOTE_IP, REMOTE_MAC, UPLINK_IP, VM_IP, VNI, VX_IP, VX_MAC, drops, nonzero, run,
-                   tunnelctl, tunnelctl_json, udp_frame)
+from tfsys import (REMOTE2_IP, REMOTE2_MAC, REMOTE_IP, REMOTE_MAC, VM_IP, VNI, VX_IP, VX_MAC, drops, nonzero, run,
+                   tunnel_packet, tunnelctl, tunnelctl_json, udp_frame)
 
 
 def ping(topo, count: int, interval: float):
@@ -117,21 +115,6 @@ def test_geneve_and_nvgre_packets_are_decapsulated_and_teach_their_source(kind, 
     assert delta["decapsulated"] == 5 and delta["learned"] == 1 and not drops(delta), nonzero(delta)
     rows = tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"]
     assert [(r["mac"], r["tunnel"], r["learned"]) for r in rows] == [(inner_mac, "t-" + kind, True)], rows
-
-
-def tunnel_packet(kind: str, uplink_mac: str, inner: bytes) -> bytes:
-    """`inner` as the remote sends it to the uplink address in a Geneve (UDP 6081, no
-    options, protocol 0x6558), VXLAN (UDP 4789) or NVGRE (GRE with key = VNI << 8,
-    protocol 0x6558) packet."""
-    from scapy.layers.inet import IP, UDP
-    from scapy.layers.l2 import Ether
-    outer = Ether(dst=uplink_mac, src=REMOTE_MAC) / IP(src=REMOTE_IP, dst=UPLINK_IP, flags="DF", ttl=64)
-    if kind == "nvgre":
-        outer[IP].proto = 47
-        return bytes(outer / (struct.pack("!HHI", 0x2000, 0x6558, VNI << 8) + inner))
-    port, header = {"vxlan": (4789, struct.pack("!II", 0x0800_0000, VNI << 8)),
-                    "geneve": (6081, struct.pack("!BBHI", 0, 0, 0x6558, VNI << 8))}[kind]
-    return bytes(outer / UDP(sport=50000, dport=port, chksum=0) / (header + inner))
 
 
 def test_learnt_table_is_bounded(make_topology, start_forwarder, config_for):

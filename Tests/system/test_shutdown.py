@@ -1,5 +1,6 @@
-"""Clean shutdown: SIGINT and SIGTERM stop the forwarder while traffic flows, with exit
-status 0, every mbuf back in the pool, and the ports closed."""
+"""Clean shutdown: SIGINT and SIGTERM, and the other signals whose default would end or
+hang the process (SIGHUP, SIGQUIT, SIGABRT, SIGUSR1), stop the forwarder while traffic
+flows, with exit status 0, every mbuf back in the pool, and the ports closed."""
 
 import signal
 import threading
@@ -10,7 +11,10 @@ import pytest
 from tfsys import SILENT_IP, VM_IP, VX_MAC, run, udp_frame, vm_mac
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGABRT, signal.SIGUSR1]
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=[s.name for s in SIGNALS])
 def test_signal_stops_cleanly_under_traffic(sig, make_topology, start_forwarder, config_for):
     topo = make_topology()
     fwd = start_forwarder(topo, config_for(topo))

@@ -621,6 +621,21 @@ def udp_frame(dst_mac: str, src_mac: str, src_ip: str, dst_ip: str, sport: int, 
     return raw
 
 
+def tunnel_packet(kind: str, uplink_mac: str, inner: bytes, src: str = REMOTE_IP, vni: int = VNI) -> bytes:
+    """`inner` as a remote at `src` sends it to the uplink address in a Geneve (UDP 6081,
+    no options, protocol 0x6558), VXLAN (UDP 4789) or NVGRE (GRE with key = VNI << 8,
+    protocol 0x6558) packet, from the remote namespace's MAC to `uplink_mac`."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    outer = Ether(dst=uplink_mac, src=REMOTE_MAC) / IP(src=src, dst=UPLINK_IP, flags="DF", ttl=64)
+    if kind == "nvgre":
+        outer[IP].proto = 47
+        return bytes(outer / (struct.pack("!HHI", 0x2000, 0x6558, vni << 8) + inner))
+    port, header = {"vxlan": (4789, struct.pack("!II", 0x0800_0000, vni << 8)),
+                    "geneve": (6081, struct.pack("!BBHI", 0, 0, 0x6558, vni << 8))}[kind]
+    return bytes(outer / UDP(sport=50000, dport=port, chksum=0) / (header + inner))
+
+
 def arp_request(src_mac: str, src_ip: str, target_ip: str) -> bytes:
     from scapy.layers.l2 import ARP, Ether
     return bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=src_mac) /

@@ -26,6 +26,14 @@ public struct IPv4Address: Hashable, Sendable, Comparable {
 
     public static let any = IPv4Address(rawValue: 0)
 
+    /// Whether a packet may come from this address: not unspecified, loopback,
+    /// multicast, class E or the limited broadcast (RFC 1812 §5.3.7's martians).
+    @inlinable @inline(__always)
+    public var isPossibleSource: Bool {
+        let top = rawValue >> 24
+        return top != 0 && top != 127 && top < 224
+    }
+
     public static func < (a: IPv4Address, b: IPv4Address) -> Bool { a.rawValue < b.rawValue }
 }
 

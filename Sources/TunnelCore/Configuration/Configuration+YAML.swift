@@ -12,7 +12,7 @@ extension Configuration {
     /// Top-level keys of the YAML document.
     static let topLevelKeys = [
         "uplink", "access", "tunnels", "forwarding", "flood", "neighbors",
-        "resolution", "pending", "learning", "kernel_sync", "dataplane",
+        "resolution", "pending", "learning", "kernel_sync", "decapsulation", "dataplane",
     ]
 
     /// Parses and validates a YAML configuration. The first problem found is thrown, with
@@ -39,6 +39,7 @@ extension Configuration {
         if let node = try top.optional("pending") { pending = try v.pending(node, path: "pending") }
         if let node = try top.optional("learning") { learning = try v.learning(node, path: "learning") }
         if let node = try top.optional("kernel_sync") { kernelSync = try v.kernelSync(node, path: "kernel_sync") }
+        if let node = try top.optional("decapsulation") { decapsulation = try v.decapsulation(node, path: "decapsulation") }
         if let node = try top.optional("dataplane") {
             dataplane = try v.dataplane(node, path: "dataplane", tunnels: tunnels, nextHops: tunnelNextHops.count)
         }
@@ -393,6 +394,20 @@ private struct Validator {
         s.enabled = try m.bool("enabled") ?? s.enabled
         s.maxEntries = try m.int("max_entries", 1...1_048_576, default: s.maxEntries)
         s.agingSeconds = try m.int("aging_s", 1...86_400, default: s.agingSeconds)
+        return s
+    }
+
+    func decapsulation(_ node: Node, path: String) throws(E) -> DecapsulationSettings {
+        let m = try MappingReader(node, path: path, allowed: ["accept_from"])
+        var s = DecapsulationSettings()
+        if let node = try m.optional("accept_from") {
+            let text = try YAMLReader.string(node, m.path("accept_from"))
+            guard let sources = DecapsulationSettings.Sources(rawValue: text) else {
+                throw E(path: m.path("accept_from"), message: "\(ConfigurationText.quote(text)) is not one of: "
+                    + DecapsulationSettings.Sources.allCases.map(\.rawValue).joined(separator: ", "))
+            }
+            s.acceptFrom = sources
+        }
         return s
     }
 

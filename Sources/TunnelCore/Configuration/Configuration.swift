@@ -12,6 +12,7 @@ public struct Configuration: Sendable, Equatable {
     public var pending: PendingSettings
     public var learning: LearningSettings
     public var kernelSync: KernelSync?
+    public var decapsulation: DecapsulationSettings
     public var dataplane: DataplaneSettings
 
     public init(
@@ -19,7 +20,8 @@ public struct Configuration: Sendable, Equatable {
         forwarding: [ForwardingEntry] = [], flood: [FloodList] = [],
         neighbors: [StaticNeighbor] = [], resolution: ResolutionSettings = .init(),
         pending: PendingSettings = .init(), learning: LearningSettings = .init(),
-        kernelSync: KernelSync? = nil, dataplane: DataplaneSettings = .init()
+        kernelSync: KernelSync? = nil, decapsulation: DecapsulationSettings = .init(),
+        dataplane: DataplaneSettings = .init()
     ) {
         self.uplink = uplink
         self.access = access
@@ -31,6 +33,7 @@ public struct Configuration: Sendable, Equatable {
         self.pending = pending
         self.learning = learning
         self.kernelSync = kernelSync
+        self.decapsulation = decapsulation
         self.dataplane = dataplane
     }
 }
@@ -175,6 +178,20 @@ public struct ResolutionSettings: Sendable, Equatable {
     /// address); tunnel next hops and static entries are always kept. Linux's
     /// `gc_thresh3` is 1024 too.
     public var maxNeighbors: Int = 1024
+
+    public init() {}
+}
+
+/// Which tunnel packets are decapsulated.
+public struct DecapsulationSettings: Sendable, Equatable {
+    public enum Sources: String, Sendable, CaseIterable {
+        /// Only from the remote of a tunnel in the packet's segment.
+        case tunnels
+        /// From any underlay host (martian sources are still dropped).
+        case any
+    }
+
+    public var acceptFrom = Sources.tunnels
 
     public init() {}
 }

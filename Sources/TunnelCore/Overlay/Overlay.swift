@@ -23,6 +23,7 @@ public struct Overlay: Sendable {
     public let localMAC: MACAddress
     public let maxTunnels: Int
     public let access: [BoundAccessPort]
+    public let acceptsAnySource: Bool
     /// Tunnels in the order they were created.
     public private(set) var tunnels: [Tunnel] = []
     /// Indexes of `tunnels`, so that checking a new tunnel costs no scan of the others.
@@ -56,6 +57,7 @@ public struct Overlay: Sendable {
         self.localMAC = localMAC
         maxTunnels = configuration.dataplane.maxTunnels
         access = zip(accessPortIDs, configuration.access).map { BoundAccessPort(portID: $0, config: $1) }
+        acceptsAnySource = configuration.decapsulation.acceptFrom == .any
         learned = LearnedMACs(capacity: configuration.learning.enabled ? configuration.learning.maxEntries : 0)
         neighbors = TunnelNeighborTable(allocator: NextHopAllocator(
             capacity: configuration.dataplane.maxNextHops,
@@ -184,6 +186,8 @@ public struct Overlay: Sendable {
         for port in access {
             plan.access[port.portID] = AccessBinding(segment: segmentIndex[port.config.segment]!, vlan: port.config.vlan ?? 0)
         }
+        plan.acceptsAnySource = acceptsAnySource
+        plan.sources = tunnels.compactMap { tunnel in segmentIndex[tunnel.vni].map { ($0, tunnel.remote) } }
         plan.macs = forwarding.map { key, name in
             ForwardingPlan.MACEntry(segment: segmentIndex[key.segment]!, mac: key.mac, tunnel: tunnelIndex[name]!)
         }

@@ -33,6 +33,9 @@ public struct ForwardingPlan: Sendable {
     public var access: [UInt16: AccessBinding] = [:]
     public var tunnels: [TunnelEntry] = []
     public var macs: [MACEntry] = []
+    /// Per segment index, the remotes its tunnel packets may come from.
+    public var sources: [(segment: UInt16, remote: IPv4Address)] = []
+    public var acceptsAnySource = false
 
     public init() {}
 }
@@ -60,6 +63,8 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         let deliveryCount = plan.deliveries.reduce(0) { $0 + $1.count }
         var segmentBucketCount = 16
         while segmentBucketCount < plan.segments.count * 2 { segmentBucketCount <<= 1 }
+        var sourceCount = 16
+        while sourceCount < plan.sources.count * 2 { sourceCount <<= 1 }
 
         var layout = Layout()
         let viewOffset = layout.reserve(ForwardingView.self, count: 1)
@@ -70,6 +75,7 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         let deliveriesOffset = layout.reserve(AccessDelivery.self, count: max(deliveryCount, 1))
         let segmentBucketsOffset = layout.reserve(SegmentBucket.self, count: segmentBucketCount)
         let accessOffset = layout.reserve(AccessBinding.self, count: Self.accessCapacity)
+        let sourcesOffset = layout.reserve(UInt64.self, count: sourceCount)
 
         // Mapped, not malloc'ed: snapshots come and go with every change, each a little
         // larger or smaller than the last, and malloc kept the freed ones (10 000 tunnels
@@ -87,6 +93,7 @@ public final class ForwardingSnapshot: @unchecked Sendable {
         let deliveries = (base + deliveriesOffset).bindMemory(to: AccessDelivery.self, capacity: deliveryCount)
         let segmentBuckets = (base + segmentBucketsOffset).bindMemory(to: SegmentBucket.self, capacity: segmentBucketCount)
         let access = (base + accessOffset).bindMemory(to: AccessBinding.self, capacity: Self.accessCapacity)
+        let sources = (base + sourcesOffset).bindMemory(to: UInt64.self, capacity: sourceCount)
 
         tunnels.initialize(from: plan.tunnels, count: plan.tunnels.count)
         var floodCursor = 0
@@ -116,8 +123,15 @@ public final class ForwardingSnapshot: @unchecked Sendable {
             segments: segments, segmentCount: plan.segments.count,
             floodTunnels: floodTunnels, deliveries: deliveries,
             segmentBuckets: segmentBuckets, segmentBucketMask: UInt32(segmentBucketCount - 1),
-            access: access, accessCapacity: Self.accessCapacity, decapsulationPorts: plan.decapsulationPorts
+            access: access, accessCapacity: Self.accessCapacity, decapsulationPorts: plan.decapsulationPorts,
+            sources: sources, sourceMask: sourceCount - 1, acceptsAnySource: plan.acceptsAnySource
         ))
+        for (segment, remote) in plan.sources {
+            let key = ForwardingView.sourceKey(segment: segment, remote: remote)
+            var i = ForwardingView.sourceSlot(of: key, mask: sourceCount - 1)
+            while sources[i] != 0 && sources[i] != key { i = (i &+ 1) & (sourceCount - 1) }
+            sources[i] = key
+        }
         for (i, vni) in plan.segments.enumerated() {
             var b = (vni.rawValue &* 0x9E37_79B1) >> 16 & UInt32(segmentBucketCount - 1)
             while segmentBuckets[Int(b)].vniPlusOne != 0 { b = (b &+ 1) & UInt32(segmentBucketCount - 1) }

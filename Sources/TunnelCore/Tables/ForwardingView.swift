@@ -98,6 +98,38 @@ public struct ForwardingView {
     public let accessCapacity: Int
     /// The UDP ports on which VXLAN and Geneve packets are accepted.
     public let decapsulationPorts: DecapsulationPorts
+    /// Keys (`sourceKey`) of the remotes that each segment accepts tunnel packets from:
+    /// its tunnels' remotes. Open addressing, 0 for an empty slot.
+    @usableFromInline let sources: UnsafeMutablePointer<UInt64>
+    @usableFromInline let sourceMask: Int
+    /// `decapsulation.accept_from: any`: every source is accepted.
+    public let acceptsAnySource: Bool
+
+    /// The key of a remote in a segment: segment index + 1 in bits 47…32 (never 0), address
+    /// below.
+    @inlinable @inline(__always)
+    public static func sourceKey(segment: UInt16, remote: IPv4Address) -> UInt64 {
+        (UInt64(segment) &+ 1) << 32 | UInt64(remote.rawValue)
+    }
+
+    @inlinable @inline(__always)
+    static func sourceSlot(of key: UInt64, mask: Int) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 40) & mask
+    }
+
+    /// Whether tunnel packets of `segment` may come from `remote`.
+    @inlinable @inline(__always)
+    public func accepts(segment: UInt16, from remote: IPv4Address) -> Bool {
+        if acceptsAnySource { return true }
+        let key = Self.sourceKey(segment: segment, remote: remote)
+        var i = Self.sourceSlot(of: key, mask: sourceMask)
+        while true {
+            let slot = sources[i]
+            if slot == key { return true }
+            if slot == 0 { return false }
+            i = (i &+ 1) & sourceMask
+        }
+    }
 
     /// The key of an inner MAC in a segment: segment index in bits 63…48, MAC below.
     @inlinable @inline(__always)

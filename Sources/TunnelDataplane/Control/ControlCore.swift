@@ -243,10 +243,12 @@ struct ControlCore {
         }
         if message.operation == .reply { counters.add(.arpReplies) }
         // A reply goes to the asker's MAC, never to a broadcast, multicast or zero one that
-        // a forged request names. (Senders with address 0.0.0.0 are probing for a conflict,
-        // RFC 5227, and are answered so that our address is defended.)
-        if message.operation == .request, message.targetAddress == localAddress, message.senderAddress != localAddress,
-           !message.senderMAC.isMulticast, message.senderMAC != .zero {
+        // a forged request names, and not to martian senders (as Linux's arp_process).
+        // Senders with address 0.0.0.0 are probing for a conflict (RFC 5227) and are
+        // answered, so that our address is defended.
+        let sender = message.senderAddress
+        if message.operation == .request, message.targetAddress == localAddress, sender != localAddress,
+           sender == .any || sender.isPossibleSource, !message.senderMAC.isMulticast, message.senderMAC != .zero {
             if send(message.reply(with: overlay.localMAC), to: message.senderMAC) { counters.add(.arpAnswered) }
         }
         let actions = resolver.receive(message, nowMs: nowMs)

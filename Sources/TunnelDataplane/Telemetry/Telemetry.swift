@@ -61,30 +61,44 @@ final class TelemetrySource: Sendable {
 }
 
 /// The forwarder's own telemetry commands, beside DPDK's `/ethdev/...`.
+///
+/// DPDK cannot unregister a command, and its telemetry thread answers until
+/// `rte_eal_cleanup`: each callback runs holding `current`, and `detach` takes the source
+/// away under the same lock before the memory it reads (counters, pool, histograms) is
+/// freed, so that a late query gets an error instead of freed memory.
 enum Telemetry {
-    /// Set once, before the commands are registered; read by the callbacks.
-    nonisolated(unsafe) private static var source: TelemetrySource?
+    private static let current = Mutex<TelemetrySource?>(nil)
 
     static func register(_ source: TelemetrySource) {
-        Self.source = source
+        current.withLock { $0 = source }
         register("/tunnelfwd/stats", "Packet counters: totals, dropped by reason, lcores, per_core by lcore id (up to 16); mbufs_in_use, cycles_per_packet, uptime_us") {
-            _, _, d in Telemetry.stats(TelemetryData(raw: d!))
+            _, _, d in Telemetry.answer { Telemetry.stats($0, TelemetryData(raw: d!)) }
         }
         register("/tunnelfwd/core", "Packet counters of one lcore; parameter: its lcore id") {
-            _, params, d in Telemetry.core(TelemetryData(raw: d!), lcore: params.flatMap { UInt32(String(cString: $0)) })
+            _, params, d in Telemetry.answer { Telemetry.core($0, TelemetryData(raw: d!), lcore: params.flatMap { UInt32(String(cString: $0)) }) }
         }
         register("/tunnelfwd/tunnels", "Tunnels keyed by name ('_' for '.' and '-'): type, remote, VNI, next hop and its MAC") {
-            _, _, d in Telemetry.tunnels(TelemetryData(raw: d!))
+            _, _, d in Telemetry.answer { Telemetry.tunnels($0, TelemetryData(raw: d!)) }
         }
         register("/tunnelfwd/ports", "Ports by DPDK port id with their role (uplink or access), segment and VLAN") {
-            _, _, d in Telemetry.ports(TelemetryData(raw: d!))
+            _, _, d in Telemetry.answer { Telemetry.ports($0, TelemetryData(raw: d!)) }
         }
         register("/tunnelfwd/neighbors", "Tunnel neighbors keyed by address ('_' for '.'); parameter 'all': the underlay table") {
-            _, params, d in Telemetry.neighbors(TelemetryData(raw: d!), all: params.map { String(cString: $0) } == "all")
+            _, params, d in Telemetry.answer { Telemetry.neighbors($0, TelemetryData(raw: d!), all: params.map { String(cString: $0) } == "all") }
         }
         register("/tunnelfwd/pending", "Pending-buffer occupancy: total, per worker lcore, per next hop; limits") {
-            _, _, d in Telemetry.pending(TelemetryData(raw: d!))
+            _, _, d in Telemetry.answer { Telemetry.pending($0, TelemetryData(raw: d!)) }
         }
+    }
+
+    /// Takes the source away (at shutdown): waits for a callback in progress, and later
+    /// ones answer with an error.
+    static func detach() {
+        current.withLock { $0 = nil }
+    }
+
+    private static func answer(_ body: (TelemetrySource) -> Int32) -> Int32 {
+        current.withLock { source in source.map(body) ?? -1 }
     }
 
     /// DPDK refuses a help text over RTE_TEL_MAX_STRING_LEN, and then the command does not
@@ -94,8 +108,7 @@ enum Telemetry {
         precondition(rc == 0, "telemetry command \(command) not registered (\(rc))")
     }
 
-    private static func stats(_ d: TelemetryData) -> Int32 {
-        guard let source else { return -1 }
+    private static func stats(_ source: TelemetrySource, _ d: TelemetryData) -> Int32 {
         let table = source.counters
         d.startDictionary()
         for counter in Counter.allCases { d.add(counter.name, table.total(counter)) }
@@ -124,7 +137,7 @@ enum Telemetry {
             perCore.startDictionary()
             for lcore in table.lcores {
                 if let core = TelemetryData.allocate() {
-                    counters(of: lcore, into: core)
+                    counters(of: lcore, in: table, into: core)
                     perCore.add(String(lcore), container: core)
                 }
             }
@@ -138,14 +151,14 @@ enum Telemetry {
     /// than have DPDK drop it silently, and `/tunnelfwd/core,N` gives each lcore's.
     static let perCoreInStats = 16
 
-    private static func core(_ d: TelemetryData, lcore: UInt32?) -> Int32 {
-        guard let source, let lcore, source.counters.lcores.contains(lcore) else { return -1 }
-        counters(of: lcore, into: d)
+    private static func core(_ source: TelemetrySource, _ d: TelemetryData, lcore: UInt32?) -> Int32 {
+        guard let lcore, source.counters.lcores.contains(lcore) else { return -1 }
+        counters(of: lcore, in: source.counters, into: d)
         return 0
     }
 
-    private static func counters(of lcore: UInt32, into d: TelemetryData) {
-        let block = source!.counters.block(lcore: lcore)
+    private static func counters(of lcore: UInt32, in table: CounterTable, into d: TelemetryData) {
+        let block = table.block(lcore: lcore)
         d.startDictionary()
         for counter in Counter.allCases { d.add(counter.name, block.value(counter)) }
         d.add("dropped", container: dropped([block]))
@@ -169,8 +182,7 @@ enum Telemetry {
         packets == 0 ? 0 : (cycles + packets / 2) / packets
     }
 
-    private static func tunnels(_ d: TelemetryData) -> Int32 {
-        guard let source else { return -1 }
+    private static func tunnels(_ source: TelemetrySource, _ d: TelemetryData) -> Int32 {
         d.startDictionary()
         // A telemetry dictionary holds at most RTE_TEL_MAX_DICT_ENTRIES entries.
         var used = Set<String>()
@@ -196,8 +208,7 @@ enum Telemetry {
         return 0
     }
 
-    private static func neighbors(_ d: TelemetryData, all: Bool) -> Int32 {
-        guard let source else { return -1 }
+    private static func neighbors(_ source: TelemetrySource, _ d: TelemetryData, all: Bool) -> Int32 {
         let state = source.state
         d.startDictionary()
         // The underlay rows are the tunnel rows' first fields: one writer for both.
@@ -217,8 +228,8 @@ enum Telemetry {
         return 0
     }
 
-    private static func pending(_ d: TelemetryData) -> Int32 {
-        guard let source, let report = source.state.pending else { return -1 }
+    private static func pending(_ source: TelemetrySource, _ d: TelemetryData) -> Int32 {
+        guard let report = source.state.pending else { return -1 }
         // Occupancy per core is read live from the workers' gauges; the per-next-hop split
         // is the control core's latest count.
         let table = source.counters
@@ -241,8 +252,7 @@ enum Telemetry {
         return 0
     }
 
-    private static func ports(_ d: TelemetryData) -> Int32 {
-        guard let source else { return -1 }
+    private static func ports(_ source: TelemetrySource, _ d: TelemetryData) -> Int32 {
         d.startDictionary()
         for role in source.ports {
             guard let p = TelemetryData.allocate() else { continue }

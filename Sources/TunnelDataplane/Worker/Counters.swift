@@ -98,6 +98,15 @@ public enum DropReason: Int, CaseIterable, Sendable {
     case fragment
     /// The pending buffer's per-core or per-neighbor bound was reached.
     case pendingFull
+    /// A tunnel packet whose outer destination MAC is not the uplink's (broadcast,
+    /// multicast, or another host's that reached us anyway).
+    case notOurMAC
+    /// A tunnel packet from an address no packet may come from (0/8, loopback, multicast,
+    /// class E, broadcast) or from our own.
+    case martianSource
+    /// A tunnel packet from a remote that no tunnel of its segment has
+    /// (`decapsulation.accept_from: tunnels`).
+    case unknownSource
 
     public var name: String {
         switch self {
@@ -115,6 +124,9 @@ public enum DropReason: Int, CaseIterable, Sendable {
         case .badChecksum: "bad_checksum"
         case .fragment: "fragment"
         case .pendingFull: "pending_full"
+        case .notOurMAC: "not_our_mac"
+        case .martianSource: "martian_source"
+        case .unknownSource: "unknown_source"
         }
     }
 }

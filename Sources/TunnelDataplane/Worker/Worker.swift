@@ -15,8 +15,10 @@ struct WorkerSetup: @unchecked Sendable {
     var uplink: PortID
     /// The underlay's layer-3 MTU: the largest outer IPv4 packet.
     var uplinkMTU: Int
-    /// Our tunnel endpoint address: uplink packets for it are decapsulated.
+    /// Our tunnel endpoint address and the uplink's MAC: uplink packets for them are
+    /// decapsulated.
     var localAddress: IPv4Address
+    var localMAC: MACAddress
     var forwarding: ForwardingReader
     var quiescentState: QuiescentState
     var nextHops: NextHopTable
@@ -142,7 +144,6 @@ struct Worker {
             counters.drop(.noNeighbor)
         }
         counters.set(.pendingNow, 0)
-        pending.deallocate()
         toUplink.tx.deallocate()
         for i in toAccess.indices { toAccess[i].deallocate() }
         toAccess.deallocate()
@@ -449,6 +450,7 @@ struct Worker {
         defer { toAccess[0] = firstAccess }
         let learns = setup.learning != nil
         var lastSource = LastSource()
+        var lastOrigin = LastOrigin()
         // Tunnel packets come in runs of one VNI: the segment is looked up once a run.
         var lastVNI: VNI? = nil
         var segment: UInt16? = nil
@@ -476,9 +478,17 @@ struct Worker {
                     drop(m, .unknownVNI)
                     continue
                 }
+                let remote = Decapsulation.outerSource(of: frame)
+                if remote != lastOrigin.remote || segment != lastOrigin.segment || EthernetFrame.destination(of: frame) != setup.localMAC {
+                    if let reason = refusal(from: remote, segment: segment, frame: frame, view: view) {
+                        drop(m, reason)
+                        continue
+                    }
+                    lastOrigin = LastOrigin(remote: remote, segment: segment)
+                }
                 if learns {
                     learnSource(of: frame + innerOffset, segment: segment, vni: vni, type: type,
-                                remote: Decapsulation.outerSource(of: frame), view: view, last: &lastSource)
+                                remote: remote, view: view, last: &lastSource)
                 }
                 deliver(m, to: targets, innerOffset: innerOffset, innerLength: innerLength, firstAccess: &firstAccess)
                 decapsulated &+= 1
@@ -506,6 +516,25 @@ struct Worker {
         Self.replicate(m, to: targets, pool: setup.pool, counters: counters) { frame, target in
             send(frame, to: target, firstAccess: &firstAccess)
         }
+    }
+
+    /// The remote and segment of the burst's last accepted tunnel packet: packets come in
+    /// runs from one remote, and a run is checked once (but its destination MAC always).
+    private struct LastOrigin {
+        var remote = IPv4Address.any
+        var segment = UInt16.max
+    }
+
+    /// Why a tunnel packet of `segment` from `remote` is not decapsulated, or `nil`: sent to
+    /// another MAC, from a martian source or ourselves, or from a remote that no tunnel of
+    /// the segment has (unless `decapsulation.accept_from` is `any`).
+    @inline(never)
+    private mutating func refusal(from remote: IPv4Address, segment: UInt16, frame: UnsafeRawPointer,
+                         view: UnsafePointer<ForwardingView>) -> DropReason? {
+        if EthernetFrame.destination(of: frame) != setup.localMAC { return .notOurMAC }
+        if !remote.isPossibleSource || remote == setup.localAddress { return .martianSource }
+        if !view.pointee.accepts(segment: segment, from: remote) { return .unknownSource }
+        return nil
     }
 
     /// The source a burst's previous decapsulated frame was learnt from: frames from one
