@@ -53,10 +53,11 @@ final class ConfigurationTests: XCTestCase {
               - { segment: 42, tunnels: [t1, n_3] }
             neighbors:
               - { address: 192.168.50.2, mac: "02:00:00:00:00:aa" }
-            resolution: { retry_initial_ms: 50, retry_max_ms: 2000, min_interval_ms: 5, reachable_ms: 60000, probes: 4, max_requests_per_second: 100 }
+            resolution: { retry_initial_ms: 50, retry_max_ms: 2000, min_interval_ms: 5, reachable_ms: 60000, probes: 4, max_requests_per_second: 100, max_neighbors: 77 }
             pending: { lifetime_ms: 1500, per_core: 65536, per_neighbor: 65536 }
             learning: { enabled: false, max_entries: 1000, aging_s: 30 }
             kernel_sync: { interface: tunnelfwd0 }
+            decapsulation: { accept_from: any }
             dataplane: { burst: 64, rx_descriptors: 2048, tx_descriptors: 512, extra_mbufs: 0, max_tunnels: 3, max_next_hops: 3 }
             """
         let c = try Configuration(yaml: yaml)
@@ -84,8 +85,8 @@ final class ConfigurationTests: XCTestCase {
         XCTAssertEqual(c.neighbors, [StaticNeighbor(address: ip("192.168.50.2"), mac: mac("02:00:00:00:00:aa"))])
 
         var r = ResolutionSettings()
-        (r.retryInitialMs, r.retryMaxMs, r.minIntervalMs, r.reachableMs, r.probes, r.maxRequestsPerSecond) =
-            (50, 2000, 5, 60000, 4, 100)
+        (r.retryInitialMs, r.retryMaxMs, r.minIntervalMs, r.reachableMs, r.probes, r.maxRequestsPerSecond, r.maxNeighbors) =
+            (50, 2000, 5, 60000, 4, 100, 77)
         XCTAssertEqual(c.resolution, r)
         var p = PendingSettings()
         (p.lifetimeMs, p.perCore, p.perNeighbor) = (1500, 65536, 65536)
@@ -94,6 +95,7 @@ final class ConfigurationTests: XCTestCase {
         (l.enabled, l.maxEntries, l.agingSeconds) = (false, 1000, 30)
         XCTAssertEqual(c.learning, l)
         XCTAssertEqual(c.kernelSync, KernelSync(interface: "tunnelfwd0"))
+        XCTAssertEqual(c.decapsulation.acceptFrom, .any)
         var d = DataplaneSettings()
         (d.burst, d.rxDescriptors, d.txDescriptors, d.extraMbufs, d.maxTunnels, d.maxNextHops) =
             (64, 2048, 512, 0, 3, 3)
@@ -445,6 +447,15 @@ final class ConfigurationTests: XCTestCase {
         assertError(base + "tunnels: [ { name: \"a\\nb\", type: vxlan, remote: 192.168.50.2, vni: 1 } ]\n",
                     path: "tunnels[0].name", values: ["a\\nb"])
         assertError(base + "\"bad\\nkey\": 1\n", path: "bad\\nkey", values: ["unknown key"])
+    }
+
+    func testDecapsulationSourcesAreNamed() throws {
+        XCTAssertEqual(try Configuration(yaml: base).decapsulation.acceptFrom, .tunnels)
+        XCTAssertEqual(try Configuration(yaml: base + "decapsulation: { accept_from: tunnels }\n").decapsulation.acceptFrom, .tunnels)
+        assertError(base + "decapsulation: { accept_from: all }\n", path: "decapsulation.accept_from",
+                    values: ["'all'", "tunnels, any"])
+        assertError(base + "decapsulation: { from: any }\n", path: "decapsulation.from", values: ["unknown key"])
+        assertError(base + "resolution: { max_neighbors: -1 }\n", path: "resolution.max_neighbors")
     }
 
     // MARK: Files

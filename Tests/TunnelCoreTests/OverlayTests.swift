@@ -52,6 +52,31 @@ final class OverlayTests: XCTestCase {
         XCTAssertTrue(before == (o.tunnels.count, o.neighbors.count), "a refused tunnel changed the overlay", line: line)
     }
 
+    // MARK: decapsulation sources
+
+    /// A segment takes tunnel packets from the remotes of its own tunnels only, unless
+    /// `decapsulation.accept_from` is `any`; a tunnel's segment without an access port has
+    /// no sources (its packets are refused for their VNI anyway).
+    func testEachSegmentAcceptsTheRemotesOfItsTunnels() throws {
+        var config = Configuration(uplink: uplink(), access: [
+            AccessPort(port: .name("net_tap0"), segment: vni(100)), AccessPort(port: .name("net_tap2"), segment: vni(200)),
+        ])
+        config.tunnels = [vxlan("a", "192.168.50.10", 100), vxlan("b", "10.1.1.1", 200), vxlan("c", "192.168.50.11", 300)]
+        for acceptFrom in DecapsulationSettings.Sources.allCases {
+            config.decapsulation.acceptFrom = acceptFrom
+            let snapshot = ForwardingSnapshot(try overlay(config).plan())
+            let view = snapshot.view.pointee
+            let s100 = view.segment(vni: vni(100))!, s200 = view.segment(vni: vni(200))!
+            let any = acceptFrom == .any
+            XCTAssertTrue(view.accepts(segment: s100, from: ip("192.168.50.10")))
+            XCTAssertTrue(view.accepts(segment: s200, from: ip("10.1.1.1")))
+            XCTAssertEqual(view.accepts(segment: s100, from: ip("10.1.1.1")), any)
+            XCTAssertEqual(view.accepts(segment: s200, from: ip("192.168.50.10")), any)
+            XCTAssertEqual(view.accepts(segment: s100, from: ip("192.168.50.11")), any)
+            XCTAssertNil(view.segment(vni: vni(300)))
+        }
+    }
+
     // MARK: next-hop sharing
 
     func testTunnelsShareTheirNextHop() throws {
