@@ -233,3 +233,90 @@ def test_per_core_bound_drops_the_arriving_packets(make_topology, start_forwarde
     assert flows.received == {0: list(range(20)), 1: list(range(20))}, f"{flows.received}; {nonzero(delta)}"
     assert delta["pending_full"] == 20 and delta["dropped.pending_full"] == 20, nonzero(delta)
     assert delta["buffered"] == 40 and delta["flushed"] == 40 and delta["expired"] == 0, nonzero(delta)
+
+
+def test_traffic_just_after_an_unanswered_request_waits_one_interval_not_the_back_off(
+        make_topology, start_forwarder, multi_config_for, udp_flows):
+    """The first request for the next hop (sent when the forwarder starts) goes unanswered,
+    and traffic begins well within min_interval_ms of it (2 s here), with a back-off
+    (retry_initial_ms 20 s) longer than a packet's lifetime (6 s). The miss asks again as
+    soon as the interval since the first request ends, not when the back-off would: every
+    datagram arrives, the first after less than the interval plus a round trip."""
+    topo = make_topology(remotes=1)
+    block_arp_replies(topo.rm)
+    fwd = start_forwarder(topo, multi_config_for(
+        topo, remotes=1, pending={"lifetime_ms": 6000},
+        resolution={"min_interval_ms": 2000, "retry_initial_ms": 20000, "retry_max_ms": 20000}))
+    wait_until(lambda: fwd.stats()["arp_requests"] >= 1, timeout=2, what="the first request")
+    unblock_arp_replies(topo.rm)
+    flows = udp_flows(topo, [0])
+    before = fwd.stats()
+    flows.start(gap=0.01)
+    started_at_us = fwd.stats()["uptime_us"]
+    assert started_at_us < 1_500_000, f"traffic began {started_at_us} µs after start: not within the interval"
+    wait_until(lambda: fwd.resolved(remote_ip(0)), timeout=3, what="the next hop resolved after the interval")
+    time.sleep(0.3)
+    flows.stop_sending()
+    flows.wait_all(timeout=5)
+    delta = fwd.settle(before)
+    assert not flows.problems(), f"{flows.problems()}; counters {nonzero(delta)}"
+    assert delta["buffered"] >= 10 and delta["flushed"] == delta["buffered"], nonzero(delta)
+    assert delta["expired"] == 0 and not drops(delta), nonzero(delta)
+    assert fwd.stats()["arp_requests"] == 2, "one request at start, one when the interval ended"
+    delay = fwd.stats()["first_packet_delay_us"]
+    assert delay["max"] < 2_300_000, delay
+
+
+def test_a_resolved_next_hop_never_stays_behind_its_backlog(make_topology, start_forwarder, config_for):
+    """Ten tunnels behind one gateway (the remote namespace), all in the segment's flood
+    list, and bursts of 4 frames: every broadcast frame from the VM becomes 10 packets for
+    one next hop, up to 40 per loop of the worker, while one walk of the pending buffer
+    used to send at most 4 bursts (16 packets). The VM sends as fast as it can, so every
+    loop brings more; three times a `neighbor flush` while the gateway holds its ARP
+    replies back (for as long as it takes to start `nft` again, with retries every 10 ms
+    at most) makes hundreds or thousands of packets wait. None is dropped for the buffer's bounds or expires: every buffered
+    packet leaves, everything encapsulated is sent, and the buffer is empty again."""
+    import threading
+    from tfsys import REMOTE_IP, UPLINK_IP, VNI, udp_frame, vm_mac
+    topo = make_topology()
+    tunnels = [{"name": f"g{i}", "type": "vxlan", "remote": f"10.77.0.{1 + i}", "vni": VNI} for i in range(10)]
+    fwd = start_forwarder(topo, config_for(
+        topo, uplink={"port": topo.uplink_vdev, "address": f"{UPLINK_IP}/24", "gateway": REMOTE_IP},
+        tunnels=tunnels, forwarding=[], neighbors=[], flood=[{"segment": VNI, "tunnels": [t["name"] for t in tunnels]}],
+        dataplane={"burst": 4}, pending={"per_core": 65536, "per_neighbor": 65536},
+        resolution={"retry_initial_ms": 5, "retry_max_ms": 10}, learning={"enabled": False}))
+    wait_until(lambda: fwd.resolved(REMOTE_IP), timeout=5, what="the gateway resolved")
+    frame = udp_frame("ff:ff:ff:ff:ff:ff", vm_mac(0), "10.42.0.1", "10.42.0.255", 40000, 9, size=100)
+    sock = topo.raw_socket(topo.vms[0])
+    stop = threading.Event()
+
+    def blast():
+        while not stop.is_set():
+            try:
+                sock.send(frame)
+            except OSError:
+                time.sleep(0.0001)
+
+    sender = threading.Thread(target=blast, daemon=True)
+    before = fwd.stats()
+    sender.start()
+    try:
+        for _ in range(3):
+            time.sleep(0.3)
+            block_arp_replies(topo.rm)
+            tunnelctl(fwd.prefix, "neighbor", "flush")
+            unblock_arp_replies(topo.rm)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        sender.join()
+        sock.close()
+    wait_until(lambda: fwd.query("/tunnelfwd/pending")["total"] == 0, timeout=3, what="the pending buffer empty")
+    delta = fwd.settle(before)
+    assert delta["rx"] > 1000, nonzero(delta)
+    assert delta["buffered"] > 100, f"the flushes made too little wait: {nonzero(delta)}"
+    assert delta["pending_full"] == 0 and delta["expired"] == 0, nonzero(delta)
+    assert delta["flushed"] == delta["buffered"], nonzero(delta)
+    # Everything encapsulated was sent (besides, the control core sent its ARP requests).
+    assert delta["tx"] == delta["encapsulated"] + delta["arp_requests"], nonzero(delta)
+    assert delta["dropped.total"] == 0, nonzero(delta)
