@@ -62,7 +62,7 @@ public enum DropReason: Int, CaseIterable, Sendable {
     case malformed
     /// Larger than the uplink MTU once encapsulated.
     case mtu
-    /// The TX queue did not take it.
+    /// The TX queue did not take it while the link was up.
     case txFull
     /// No mbuf for a copy or a reply.
     case noMbuf
@@ -82,6 +82,11 @@ public enum DropReason: Int, CaseIterable, Sendable {
     case fragment
     /// The pending buffer's per-core or per-neighbor bound was reached.
     case pendingFull
+    /// The TX queue did not take it while the port's link was down.
+    case linkDown
+    /// Received in more than one segment (a device that scatters despite a data room
+    /// sized for the MTU): the worker reads frames from one segment only.
+    case chained
 
     public var name: String {
         switch self {
@@ -99,6 +104,8 @@ public enum DropReason: Int, CaseIterable, Sendable {
         case .badChecksum: "bad_checksum"
         case .fragment: "fragment"
         case .pendingFull: "pending_full"
+        case .linkDown: "link_down"
+        case .chained: "chained"
         }
     }
 }

@@ -15,6 +15,11 @@ struct WorkerSetup: @unchecked Sendable {
     var uplink: PortID
     /// The underlay's layer-3 MTU: the largest outer IPv4 packet.
     var uplinkMTU: Int
+    /// The largest decapsulated frame the access ports can send: their MTU (the uplink's)
+    /// with an Ethernet header and a VLAN tag.
+    var largestDelivery: Int
+    /// Which links are down: what a TX queue refused is counted by it.
+    var links: LinkStates
     /// Our tunnel endpoint address: uplink packets for it are decapsulated.
     var localAddress: IPv4Address
     var forwarding: ForwardingReader
@@ -98,10 +103,12 @@ struct Worker {
         rx = .allocate(capacity: setup.burst)
         keys = .allocate(capacity: setup.burst)
         routes = .allocate(capacity: setup.burst)
-        toUplink = Outbound(tx: TxBuffer(port: setup.uplink, queue: setup.queue, capacity: setup.burst))
+        toUplink = Outbound(tx: TxBuffer(port: setup.uplink, queue: setup.queue, capacity: setup.burst, links: setup.links))
         let ports = setup.accessPorts.isEmpty ? [setup.uplink.rawValue] : Array(setup.accessPorts)
         toAccess = .allocate(capacity: ports.count)
-        _ = toAccess.initialize(from: ports.map { TxBuffer(port: PortID(rawValue: $0), queue: setup.queue, capacity: setup.burst) })
+        _ = toAccess.initialize(from: ports.map {
+            TxBuffer(port: PortID(rawValue: $0), queue: setup.queue, capacity: setup.burst, links: setup.links)
+        })
         pending = setup.pending
         recentReports = .allocate(capacity: Self.recentReportSlots)
         recentReports.initialize(repeating: RecentReport(key: 0, remote: 0, tick: .max), count: Self.recentReportSlots)
@@ -242,6 +249,10 @@ struct Worker {
     private mutating func classify(_ m: OpaquePointer, binding: AccessBinding, key: UnsafeMutablePointer<UInt64>) -> UInt32 {
         var frame = tf_mbuf_data(m).unsafelyUnwrapped
         let length = Int(tf_mbuf_data_len(m))
+        guard rte_pktmbuf_is_contiguous(m) != 0 else {
+            drop(m, .chained)
+            return Self.consumed
+        }
         guard length >= HeaderSize.ethernet else {
             drop(m, .malformed)
             return Self.consumed
@@ -456,6 +467,10 @@ struct Worker {
             let m = rx[i].unsafelyUnwrapped
             let frame = tf_mbuf_data(m).unsafelyUnwrapped
             let length = Int(tf_mbuf_data_len(m))
+            guard rte_pktmbuf_is_contiguous(m) != 0 else {
+                drop(m, .chained)
+                continue
+            }
             guard length >= HeaderSize.ethernet else {
                 drop(m, .malformed)
                 continue
@@ -493,12 +508,14 @@ struct Worker {
     }
 
     /// Strips the outer headers and sends the inner frame to the access ports of its
-    /// segment (tagged with the port's VLAN, if it has one).
+    /// segment (tagged with the port's VLAN, if it has one). A frame larger than they can
+    /// send (from a peer whose packets exceed our MTU) is dropped here, not by the TX queue.
     @inline(__always)
     private mutating func deliver(
         _ m: OpaquePointer, to targets: UnsafeBufferPointer<AccessDelivery>, innerOffset: Int, innerLength: Int,
         firstAccess: inout TxBuffer
     ) {
+        guard innerLength <= setup.largestDelivery else { return drop(m, .mtu) }
         _ = rte_pktmbuf_adj(m, UInt16(truncatingIfNeeded: innerOffset))
         // Ethernet padding after a short outer packet is not part of the inner frame.
         let padding = Int(tf_mbuf_pkt_len(m)) &- innerLength
