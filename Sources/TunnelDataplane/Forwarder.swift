@@ -53,9 +53,6 @@ public enum Forwarder {
                 promiscuous: true, mtu: mtu, mtuField: "access[\(i)].port"), pool: pool, role: "access port")
             started.append(port)
         }
-        let links = LinkStates.allocate()
-        defer { links.deallocate() }
-
         let overlay: Overlay
         do {
             overlay = try Overlay(configuration: configuration, localMAC: uplink.macAddress,
@@ -77,6 +74,8 @@ public enum Forwarder {
             initialActions += resolver.attach(entry.address, id: entry.id, nowMs: now)
         }
 
+        let links = LinkStates.allocate()
+        defer { links.deallocate() }
         let counters = CounterTable(lcores: [EAL.mainLcore] + workers, maxLcore: Int(RTE_MAX_LCORE))
         defer { counters.deallocate() }
         let delays = workers.map { _ in DelayHistogram.allocate() }
@@ -85,7 +84,7 @@ public enum Forwarder {
             [TelemetrySource.PortRole(port: uplink, role: "uplink")]
             + zip(accessPorts, configuration.access).map {
                 TelemetrySource.PortRole(port: $0, role: "access", segment: $1.segment, vlan: $1.vlan)
-            }, firstPacketDelays: delays)
+            }, links: links, firstPacketDelays: delays)
         Telemetry.register(telemetry)
         let server = try ControlServer(directory: EAL.runtimeDirectory)
         let kernel = try configuration.kernelSync.map { (sync) throws(DataplaneError) in

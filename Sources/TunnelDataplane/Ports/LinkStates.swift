@@ -4,8 +4,8 @@ import TunnelCore
 
 /// Which ports' links are down, as the control core last saw them: one word per port id,
 /// written by the control core every `pollPeriodMs`, read by a worker only when a TX
-/// queue refuses packets, to count them `link_down` rather than `tx_full`. The hot path
-/// never reads it.
+/// queue refuses packets, to count them `link_down` rather than `tx_full` (the hot path
+/// never reads it), and by telemetry.
 public struct LinkStates: @unchecked Sendable {
     private let words: UnsafeMutablePointer<AtomicWord>
 
@@ -30,9 +30,13 @@ public struct LinkStates: @unchecked Sendable {
         }
     }
 
+    public func isDown(_ port: UInt16) -> Bool {
+        AtomicWord.atomicLoad(at: words + Int(port), ordering: .relaxed) != 0
+    }
+
     /// Why packets that `port`'s TX queue did not take are lost.
     public func dropReason(port: UInt16) -> DropReason {
-        AtomicWord.atomicLoad(at: words + Int(port), ordering: .relaxed) != 0 ? .linkDown : .txFull
+        isDown(port) ? .linkDown : .txFull
     }
 
     public func deallocate() {

@@ -495,8 +495,9 @@ struct Worker {
                     learnSource(of: frame + innerOffset, segment: segment, vni: vni, type: type,
                                 remote: Decapsulation.outerSource(of: frame), view: view, last: &lastSource)
                 }
-                deliver(m, to: targets, innerOffset: innerOffset, innerLength: innerLength, firstAccess: &firstAccess)
-                decapsulated &+= 1
+                if deliver(m, to: targets, innerOffset: innerOffset, innerLength: innerLength, firstAccess: &firstAccess) {
+                    decapsulated &+= 1
+                }
             case .notForUs: drop(m, .notForUs)
             case .malformed: drop(m, .malformed)
             case .badChecksum: drop(m, .badChecksum)
@@ -509,13 +510,17 @@ struct Worker {
 
     /// Strips the outer headers and sends the inner frame to the access ports of its
     /// segment (tagged with the port's VLAN, if it has one). A frame larger than they can
-    /// send (from a peer whose packets exceed our MTU) is dropped here, not by the TX queue.
+    /// send (from a peer whose packets exceed our MTU) is dropped here, not by the TX queue,
+    /// and false returned.
     @inline(__always)
     private mutating func deliver(
         _ m: OpaquePointer, to targets: UnsafeBufferPointer<AccessDelivery>, innerOffset: Int, innerLength: Int,
         firstAccess: inout TxBuffer
-    ) {
-        guard innerLength <= setup.largestDelivery else { return drop(m, .mtu) }
+    ) -> Bool {
+        guard innerLength <= setup.largestDelivery else {
+            drop(m, .mtu)
+            return false
+        }
         _ = rte_pktmbuf_adj(m, UInt16(truncatingIfNeeded: innerOffset))
         // Ethernet padding after a short outer packet is not part of the inner frame.
         let padding = Int(tf_mbuf_pkt_len(m)) &- innerLength
@@ -523,6 +528,7 @@ struct Worker {
         Self.replicate(m, to: targets, pool: setup.pool, counters: counters) { frame, target in
             send(frame, to: target, firstAccess: &firstAccess)
         }
+        return true
     }
 
     /// The source a burst's previous decapsulated frame was learnt from: frames from one
