@@ -172,7 +172,7 @@ public enum Forwarder {
 
     /// Enough mbufs for every RX and TX ring, every worker's bursts and pending buffer,
     /// the control rings, and the per-lcore caches, plus the configured margin. Each costs
-    /// its data room in hugepage memory, about 2.3 KiB up to MTU 2026 and 9.5 KiB at 9000
+    /// its data room in hugepage memory, about 2.3 KiB up to MTU 2026 and 9.3 KiB at 9000
     /// (`MbufPool.dataRoom`): a jumbo configuration needs four times the memory.
     static func mbufCount(_ c: Configuration, workers: Int, ports: Int) -> Int {
         let d = c.dataplane
