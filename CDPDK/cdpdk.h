@@ -31,6 +31,9 @@ static inline void *tf_mbuf_data(struct rte_mbuf *m) { return rte_pktmbuf_mtod(m
 static inline uint16_t tf_mbuf_data_len(const struct rte_mbuf *m) { return m->data_len; }
 static inline uint32_t tf_mbuf_pkt_len(const struct rte_mbuf *m) { return m->pkt_len; }
 
+/* The mbuf header in front of each data room: what a pool element costs besides it. */
+static const uint32_t tf_mbuf_header_size = sizeof(struct rte_mbuf);
+
 /* Sets a single-segment frame's length (used after building a frame in a fresh mbuf). */
 static inline void tf_mbuf_set_len(struct rte_mbuf *m, uint16_t len)
 {

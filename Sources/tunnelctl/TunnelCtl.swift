@@ -244,6 +244,8 @@ struct Ports: ParsableCommand {
             var line = "port \(id) \(entry["name"] ?? "?") \(entry["role"] ?? "?") \(entry["mac"] ?? "")"
             if let segment = entry["segment"] { line += " segment \(segment)" }
             if let vlan = entry["vlan"] { line += " vlan \(vlan)" }
+            if let mtu = entry["mtu"] { line += " mtu \(mtu)" }
+            if let link = entry["link"] { line += " link \(link)" }
             print(line)
             for key in ["ipackets", "opackets", "ibytes", "obytes", "imissed", "ierrors", "oerrors", "rx_nombuf"] {
                 print("  \(key.padding(toLength: 12, withPad: " ", startingAt: 0)) \(stats[key] ?? 0)")

@@ -38,7 +38,7 @@ def _preflight_problems() -> list[str]:
         if not os.access(binary, os.X_OK):
             problems.append(f"missing binary {binary}: build it with 'swift build -c release' "
                             f"(or point TUNNELFWD_BIN_DIR at the folder holding tunnelfwd and tunnelctl)")
-    for tool in ("ip", "tc", "tcpdump", "tshark", "arping", "sysctl", "runuser"):
+    for tool in ("ip", "tc", "tcpdump", "tshark", "arping", "sysctl", "runuser", "ethtool"):
         if shutil.which(tool) is None:
             problems.append(f"missing tool '{tool}': run 'sudo deploy/install-deps.sh'")
     if not tfsys.DPDK_TELEMETRY_PY.exists():
@@ -100,16 +100,17 @@ def tag():
 
 @pytest.fixture
 def make_topology(tag):
-    """make_topology(access=1, vm_mtu=None) -> a built Topology; torn down after the test.
+    """make_topology(access=1, vm_mtu=None, ports="tap", underlay_mtu=None, vxlan_mtu=None)
+    -> a built Topology; torn down after the test.
     make_topology(remotes=N, kernel_iface=None) -> a MultiRemoteTopology with N remote
     endpoints behind a bridge (and a veth for kernel_sync)."""
     made: list[Topology] = []
 
     def make(access: int = 1, vm_mtu: int | None = None, remotes: int | None = None,
-             kernel_iface: str | None = None) -> Topology:
+             kernel_iface: str | None = None, **kw) -> Topology:
         name = f"{tag}" if not made else f"{tag}n{len(made)}"
         if remotes is None:
-            t = Topology(name, access=access, vm_mtu=vm_mtu)
+            t = Topology(name, access=access, vm_mtu=vm_mtu, **kw)
         else:
             t = MultiRemoteTopology(name, remotes=remotes, access=access, kernel_iface=kernel_iface)
         made.append(t)

@@ -186,24 +186,45 @@ class Topology:
     """Namespaces and veths around one forwarder: `access` VM namespaces (one per access
     port, vm0 with 10.42.0.1/24), the remote namespace with the underlay address
     192.168.50.2/24 and a kernel VXLAN device (VNI 42, port 4789) holding 10.42.0.2/24,
-    and the forwarder's own namespace holding the veth ends that get wired to the taps."""
+    and the forwarder's own namespace holding the veth ends that get wired to the taps.
 
-    def __init__(self, tag: str, access: int = 1, vm_mtu: int | None = None):
+    `vm_mtu` is the MTU of the VMs' links, `underlay_mtu` that of the link between the
+    uplink and the remote, `vxlan_mtu` that of the remote's vxlan device.
+
+    ports="pcap" gives the forwarder net_pcap ports on the veth ends themselves instead of
+    net_tap ports: net_tap takes no MTU above 1504 (its largest frame is 1522 bytes), and
+    net_pcap takes any. It has one queue per interface argument, so it serves one worker
+    (lcores 0-1): the uplink's second RX queue, the control core's, reads a silent veth,
+    and all traffic reaches the worker's. The kernel hands net_pcap what the VMs and the
+    remote send before any checksum is filled in when their devices offload it, so
+    checksum offload is off on their links."""
+
+    def __init__(self, tag: str, access: int = 1, vm_mtu: int | None = None, ports: str = "tap",
+                 underlay_mtu: int | None = None, vxlan_mtu: int | None = None):
+        assert ports in ("tap", "pcap"), ports
         self.tag = tag
         self.dp = f"{tag}-dp"
         self.rm = f"{tag}-rm"
         self.vms = [f"{tag}-vm{i}" for i in range(access)]
         self.access_count = access
         self.vm_mtu = vm_mtu
+        self.pcap = ports == "pcap"
+        self.underlay_mtu = underlay_mtu
+        self.vxlan_mtu = vxlan_mtu
         self.namespaces: list[str] = []
 
     # Port names inside the forwarder's namespace.
-    uplink_vdev = "net_tap0"
     uplink_tap = "tfu0"
     uplink_veth = "u0"
+    # net_pcap only: the interface the control core's RX queue reads, where nothing arrives.
+    silent_veth = "q0"
+
+    @property
+    def uplink_vdev(self) -> str:
+        return "net_pcap0" if self.pcap else "net_tap0"
 
     def access_vdev(self, i: int) -> str:
-        return f"net_tap{i + 1}"
+        return f"net_pcap{i + 1}" if self.pcap else f"net_tap{i + 1}"
 
     def access_tap(self, i: int) -> str:
         return f"tfa{i}"
@@ -212,12 +233,21 @@ class Topology:
         return f"a{i}"
 
     def vdev_args(self) -> list[str]:
+        if self.pcap:
+            u = self.uplink_veth
+            args = ["--vdev", f"{self.uplink_vdev},rx_iface_in={u},rx_iface_in={self.silent_veth},tx_iface={u},tx_iface={u}"]
+            for i in range(self.access_count):
+                a = self.access_veth(i)
+                args += ["--vdev", f"{self.access_vdev(i)},rx_iface_in={a},tx_iface={a}"]
+            return args
         args = ["--vdev", f"{self.uplink_vdev},iface={self.uplink_tap}"]
         for i in range(self.access_count):
             args += ["--vdev", f"{self.access_vdev(i)},iface={self.access_tap(i)}"]
         return args
 
     def wires(self) -> list[tuple[str, str]]:
+        if self.pcap:
+            return []
         pairs = [(self.uplink_tap, self.uplink_veth)]
         pairs += [(self.access_tap(i), self.access_veth(i)) for i in range(self.access_count)]
         return pairs
@@ -229,6 +259,14 @@ class Topology:
             _sysctl_quiet(ns)
         self._build_access()
         self._build_remote()
+        if self.pcap:
+            run(["ip", "-n", self.dp, "link", "add", self.silent_veth, "type", "veth", "peer", "name", f"{self.silent_veth}p"])
+            for iface in (self.silent_veth, f"{self.silent_veth}p"):
+                run(["ip", "-n", self.dp, "link", "set", iface, "up"])
+            for ns in self.vms:
+                run(["ethtool", "-K", "eth0", "tx", "off"], ns=ns)
+            for iface in ("eth0", "vx0"):
+                run(["ethtool", "-K", iface, "tx", "off"], ns=self.rm)
         return self
 
     def _build_access(self):
@@ -250,10 +288,15 @@ class Topology:
         # Uplink side: the remote endpoint with a real VXLAN device.
         run(["ip", "link", "add", self.uplink_veth, "netns", self.dp, "type", "veth",
              "peer", "name", "eth0", "netns", self.rm])
+        if self.underlay_mtu:
+            run(["ip", "-n", self.rm, "link", "set", "eth0", "mtu", self.underlay_mtu])
+            run(["ip", "-n", self.dp, "link", "set", self.uplink_veth, "mtu", self.underlay_mtu])
         run(["ip", "-n", self.rm, "link", "set", "eth0", "address", REMOTE_MAC, "up"])
         run(["ip", "-n", self.rm, "addr", "add", f"{REMOTE_IP}/24", "dev", "eth0"])
         run(["ip", "-n", self.rm, "link", "add", "vx0", "type", "vxlan", "id", VNI, "dstport", 4789,
              "local", REMOTE_IP, "remote", UPLINK_IP, "dev", "eth0", "nolearning"])
+        if self.vxlan_mtu:
+            run(["ip", "-n", self.rm, "link", "set", "vx0", "mtu", self.vxlan_mtu])
         run(["ip", "-n", self.rm, "link", "set", "vx0", "address", VX_MAC, "up"])
         run(["ip", "-n", self.rm, "addr", "add", f"{VX_IP}/24", "dev", "vx0"])
         run(["ip", "-n", self.dp, "link", "set", self.uplink_veth, "up"])

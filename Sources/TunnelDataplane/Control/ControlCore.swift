@@ -42,6 +42,9 @@ struct ControlCore {
     let telemetry: TelemetrySource
     let server: ControlServer
     let kernel: KernelNeighborSync?
+    /// Every started port, whose link status is polled into `links`.
+    let ports: [PortID]
+    let links: LinkStates
     let pendingSettings: PendingSettings
     let running: RunFlag
     var overlay: Overlay
@@ -71,6 +74,7 @@ struct ControlCore {
     /// Applies what the resolver decided at start-up (static neighbors, first requests).
     mutating func start(with actions: [ResolverAction]) {
         apply(actions)
+        links.poll(ports)
         publishTelemetry(nowMs: Clock.milliseconds)
     }
 
@@ -79,6 +83,7 @@ struct ControlCore {
         defer { frames.deallocate() }
         var lastTelemetry: UInt64 = 0
         var lastExpiry: UInt64 = 0
+        var lastLinkPoll: UInt64 = 0
         while running.isRunning {
             var work = 0
             let now = Clock.milliseconds
@@ -109,6 +114,10 @@ struct ControlCore {
                 lastExpiry = now
             }
             publishLearned(nowMs: now)
+            if now &- lastLinkPoll >= LinkStates.pollPeriodMs {
+                links.poll(ports)
+                lastLinkPoll = now
+            }
             if now &- lastTelemetry >= Self.telemetryPeriodMs {
                 publishTelemetry(nowMs: now)
                 lastTelemetry = now
@@ -274,7 +283,7 @@ struct ControlCore {
         var frame: OpaquePointer? = m
         guard rte_eth_tx_burst(uplink.rawValue, queue, &frame, 1) == 1 else {
             rte_pktmbuf_free(m)
-            counters.drop(.txFull)
+            counters.drop(links.dropReason(port: uplink.rawValue))
             return false
         }
         counters.add(.tx)

@@ -72,11 +72,14 @@ public struct PortSetup {
     public var rxDescriptors: UInt16
     public var txDescriptors: UInt16
     public var promiscuous: Bool
-    /// Layer-3 MTU to program, or nil to leave the device's own.
-    public var mtu: UInt16?
+    /// The layer-3 MTU to program: `uplink.mtu`, on every port (an access port carries
+    /// inner frames as large as the uplink can).
+    public var mtu: UInt16
+    /// The configuration field a refused MTU is reported under.
+    public var mtuField: String
 
     public init(rxQueues: UInt16, rssQueues: UInt16? = nil, txQueues: UInt16, rxDescriptors: UInt16, txDescriptors: UInt16,
-                promiscuous: Bool, mtu: UInt16? = nil) {
+                promiscuous: Bool, mtu: UInt16, mtuField: String) {
         self.rxQueues = rxQueues
         self.rssQueues = rssQueues ?? rxQueues
         self.txQueues = txQueues
@@ -84,12 +87,15 @@ public struct PortSetup {
         self.txDescriptors = txDescriptors
         self.promiscuous = promiscuous
         self.mtu = mtu
+        self.mtuField = mtuField
     }
 }
 
 extension PortID {
     /// Configures the queues (with RSS when the device has it and there is more than one
-    /// RX queue) and starts the port.
+    /// RX queue) and the MTU, and starts the port. A port that fails after it was
+    /// configured is closed again: its RX rings hold mbufs of `pool`, which the caller
+    /// frees next.
     public func start(_ setup: PortSetup, pool: MbufPool, role: String) throws(DataplaneError) {
         var info = rte_eth_dev_info()
         try check(rte_eth_dev_info_get(rawValue, &info), "read device info of \(role) \(self)")
@@ -97,7 +103,14 @@ extension PortID {
             throw DataplaneError("\(role) \(self) has at most \(info.max_rx_queues) RX and \(info.max_tx_queues) TX queues, "
                 + "but \(setup.rxQueues) RX and \(setup.txQueues) TX are needed (one pair per worker, plus one for the control core on the uplink): use fewer lcores")
         }
+        let mtus = Self.mtuRange(info)
+        guard mtus.contains(setup.mtu) else {
+            throw DataplaneError("\(setup.mtuField): \(self) takes an MTU of \(mtus.lowerBound) to \(mtus.upperBound), "
+                + "not uplink.mtu \(setup.mtu)")
+        }
         var conf = rte_eth_conf()
+        // The MTU goes in at configuration time, for devices that cannot change it later.
+        conf.rxmode.mtu = UInt32(setup.mtu)
         let rssTypes = info.flow_type_rss_offloads & tf_rss_ip_udp_tcp
         if setup.rxQueues > 1 && rssTypes != 0 {
             conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS
@@ -107,7 +120,16 @@ extension PortID {
             conf.txmode.offloads |= tf_tx_offload_multi_segs
         }
         try check(rte_eth_dev_configure(rawValue, setup.rxQueues, setup.txQueues, &conf), "configure \(role) \(self)")
+        do throws(DataplaneError) {
+            try setUpQueuesAndStart(setup, info: info, conf: conf, pool: pool, role: role)
+        } catch {
+            _ = rte_eth_dev_close(rawValue)
+            throw error
+        }
+    }
 
+    private func setUpQueuesAndStart(_ setup: PortSetup, info: rte_eth_dev_info, conf: rte_eth_conf, pool: MbufPool,
+                                     role: String) throws(DataplaneError) {
         var rxd = setup.rxDescriptors
         var txd = setup.txDescriptors
         try check(rte_eth_dev_adjust_nb_rx_tx_desc(rawValue, &rxd, &txd), "adjust ring sizes of \(role) \(self)")
@@ -119,11 +141,11 @@ extension PortID {
         for q in 0..<setup.txQueues {
             try check(rte_eth_tx_queue_setup(rawValue, q, txd, UInt32(socket), &txConf), "set up TX queue \(q) of \(role) \(self)")
         }
-        if let mtu = setup.mtu {
-            var current: UInt16 = 0
-            if rte_eth_dev_get_mtu(rawValue, &current) != 0 || current != mtu {
-                try check(rte_eth_dev_set_mtu(rawValue, mtu), "set MTU \(mtu) on \(role) \(self)")
-            }
+        // Also through the driver's own MTU operation, which some apply only there (net_tap
+        // sets its kernel interface's MTU); a device without one keeps the configured MTU.
+        let rc = rte_eth_dev_set_mtu(rawValue, setup.mtu)
+        guard rc == 0 || rc == -ENOTSUP else {
+            throw DataplaneError("\(setup.mtuField): \(self) refused uplink.mtu \(setup.mtu): \(String(cString: rte_strerror(-rc)))")
         }
         try check(rte_eth_dev_start(rawValue), "start \(role) \(self)")
         if conf.rxmode.mq_mode == RTE_ETH_MQ_RX_RSS && setup.rssQueues < setup.rxQueues && info.reta_size > 0 {
@@ -134,6 +156,22 @@ extension PortID {
             // that cannot go promiscuous still forwards what it receives.
             _ = rte_eth_promiscuous_enable(rawValue)
         }
+    }
+
+    /// The MTUs the device accepts, by the rule ethdev checks them with: between its
+    /// minimum and maximum MTU, and the frame (MTU plus the device's overhead: the gap
+    /// between its largest frame and largest MTU, or Ethernet header and CRC when it
+    /// gives no maximum MTU) no larger than its largest frame. net_tap, for one, reports
+    /// no maximum MTU and a largest frame of 1522 bytes: MTU 1504 at most.
+    static func mtuRange(_ info: rte_eth_dev_info) -> ClosedRange<UInt16> {
+        let noMaximum = UInt16.max
+        let largestFrame = UInt64(info.max_rx_pktlen)
+        let overhead: UInt64 = info.max_mtu != noMaximum && largestFrame > UInt64(info.max_mtu)
+            ? largestFrame - UInt64(info.max_mtu)
+            : UInt64(HeaderSize.ethernet) + UInt64(RTE_ETHER_CRC_LEN)
+        let byFrame = largestFrame > overhead ? largestFrame - overhead : 0
+        let highest = UInt16(min(UInt64(info.max_mtu), byFrame))
+        return min(info.min_mtu, highest)...highest
     }
 
     /// Points every RSS redirection-table entry at one of the first `queues` queues, so the

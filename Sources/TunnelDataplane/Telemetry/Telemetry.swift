@@ -31,6 +31,7 @@ final class TelemetrySource: Sendable {
     let counters: CounterTable
     let pool: MbufPool
     let ports: [PortRole]
+    let links: LinkStates
     let firstPacketDelays: [DelayHistogram]
     private let control = Mutex(ControlState())
     /// TSC when the workers were launched; 0 before.
@@ -46,10 +47,11 @@ final class TelemetrySource: Sendable {
         return UInt64((Double(rte_rdtsc() &- started) * 1e6 / Double(EAL.tscHz)).rounded())
     }
 
-    init(counters: CounterTable, pool: MbufPool, ports: [PortRole], firstPacketDelays: [DelayHistogram]) {
+    init(counters: CounterTable, pool: MbufPool, ports: [PortRole], links: LinkStates, firstPacketDelays: [DelayHistogram]) {
         self.counters = counters
         self.pool = pool
         self.ports = ports
+        self.links = links
         self.firstPacketDelays = firstPacketDelays
     }
 
@@ -80,7 +82,7 @@ enum Telemetry {
         register("/tunnelfwd/tunnels", "Tunnels keyed by name ('_' for '.' and '-'): type, remote, VNI, next hop and its MAC") {
             _, _, d in Telemetry.answer { Telemetry.tunnels($0, TelemetryData(raw: d!)) }
         }
-        register("/tunnelfwd/ports", "Ports by DPDK port id with their role (uplink or access), segment and VLAN") {
+        register("/tunnelfwd/ports", "Ports by DPDK port id with their role (uplink or access), segment, VLAN, MTU and link as last polled") {
             _, _, d in Telemetry.answer { Telemetry.ports($0, TelemetryData(raw: d!)) }
         }
         register("/tunnelfwd/neighbors", "Tunnel neighbors keyed by address ('_' for '.'); parameter 'all': the underlay table") {
@@ -262,6 +264,9 @@ enum Telemetry {
             p.add("mac", role.port.macAddress.description)
             if let segment = role.segment { p.add("segment", UInt64(segment.rawValue)) }
             if let vlan = role.vlan { p.add("vlan", UInt64(vlan)) }
+            var mtu: UInt16 = 0
+            if rte_eth_dev_get_mtu(role.port.rawValue, &mtu) == 0 { p.add("mtu", UInt64(mtu)) }
+            p.add("link", source.links.isDown(role.port.rawValue) ? "down" : "up")
             d.add(String(role.port.rawValue), container: p)
         }
         return 0

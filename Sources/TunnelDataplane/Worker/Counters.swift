@@ -78,7 +78,7 @@ public enum DropReason: Int, CaseIterable, Sendable {
     case malformed
     /// Larger than the uplink MTU once encapsulated.
     case mtu
-    /// The TX queue did not take it.
+    /// The TX queue did not take it while the link was up.
     case txFull
     /// No mbuf for a copy or a reply.
     case noMbuf
@@ -107,6 +107,11 @@ public enum DropReason: Int, CaseIterable, Sendable {
     /// A tunnel packet from a remote that no tunnel of its segment has
     /// (`decapsulation.accept_from: tunnels`).
     case unknownSource
+    /// The TX queue did not take it while the port's link was down.
+    case linkDown
+    /// Received in more than one segment (a device that scatters despite a data room
+    /// sized for the MTU): the worker reads frames from one segment only.
+    case chained
 
     public var name: String {
         switch self {
@@ -127,6 +132,8 @@ public enum DropReason: Int, CaseIterable, Sendable {
         case .notOurMAC: "not_our_mac"
         case .martianSource: "martian_source"
         case .unknownSource: "unknown_source"
+        case .linkDown: "link_down"
+        case .chained: "chained"
         }
     }
 }

@@ -1,18 +1,21 @@
 import CDPDK
 
 /// Packets gathered for one TX queue, sent in bursts. Whatever the queue does not take
-/// is freed and counted, as l2fwd does: a full TX ring means the link is saturated.
+/// is freed and counted, as l2fwd does: a full TX ring means the link is saturated, or,
+/// when the control core last saw it down, that there is no link.
 struct TxBuffer {
     let port: UInt16
     let queue: UInt16
     private let packets: UnsafeMutablePointer<OpaquePointer?>
     private let capacity: Int
     private var count = 0
+    private let links: LinkStates
 
-    init(port: PortID, queue: UInt16, capacity: Int) {
+    init(port: PortID, queue: UInt16, capacity: Int, links: LinkStates) {
         self.port = port.rawValue
         self.queue = queue
         self.capacity = capacity
+        self.links = links
         packets = .allocate(capacity: capacity)
     }
 
@@ -35,7 +38,7 @@ struct TxBuffer {
         counters.add(.tx, sent)
         if sent < count {
             rte_pktmbuf_free_bulk(packets + sent, UInt32(count &- sent))
-            counters.drop(.txFull, count &- sent)
+            counters.drop(links.dropReason(port: port), count &- sent)
         }
         count = 0
     }

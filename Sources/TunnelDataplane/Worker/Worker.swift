@@ -15,6 +15,11 @@ struct WorkerSetup: @unchecked Sendable {
     var uplink: PortID
     /// The underlay's layer-3 MTU: the largest outer IPv4 packet.
     var uplinkMTU: Int
+    /// The largest decapsulated frame the access ports can send: their MTU (the uplink's)
+    /// with an Ethernet header and a VLAN tag.
+    var largestDelivery: Int
+    /// Which links are down: what a TX queue refused is counted by it.
+    var links: LinkStates
     /// Our tunnel endpoint address and the uplink's MAC: uplink packets for them are
     /// decapsulated.
     var localAddress: IPv4Address
@@ -100,10 +105,12 @@ struct Worker {
         rx = .allocate(capacity: setup.burst)
         keys = .allocate(capacity: setup.burst)
         routes = .allocate(capacity: setup.burst)
-        toUplink = Outbound(tx: TxBuffer(port: setup.uplink, queue: setup.queue, capacity: setup.burst))
+        toUplink = Outbound(tx: TxBuffer(port: setup.uplink, queue: setup.queue, capacity: setup.burst, links: setup.links))
         let ports = setup.accessPorts.isEmpty ? [setup.uplink.rawValue] : Array(setup.accessPorts)
         toAccess = .allocate(capacity: ports.count)
-        _ = toAccess.initialize(from: ports.map { TxBuffer(port: PortID(rawValue: $0), queue: setup.queue, capacity: setup.burst) })
+        _ = toAccess.initialize(from: ports.map {
+            TxBuffer(port: PortID(rawValue: $0), queue: setup.queue, capacity: setup.burst, links: setup.links)
+        })
         pending = setup.pending
         recentReports = .allocate(capacity: Self.recentReportSlots)
         recentReports.initialize(repeating: RecentReport(key: 0, remote: 0, tick: .max), count: Self.recentReportSlots)
@@ -243,6 +250,10 @@ struct Worker {
     private mutating func classify(_ m: OpaquePointer, binding: AccessBinding, key: UnsafeMutablePointer<UInt64>) -> UInt32 {
         var frame = tf_mbuf_data(m).unsafelyUnwrapped
         let length = Int(tf_mbuf_data_len(m))
+        guard rte_pktmbuf_is_contiguous(m) != 0 else {
+            drop(m, .chained)
+            return Self.consumed
+        }
         guard length >= HeaderSize.ethernet else {
             drop(m, .malformed)
             return Self.consumed
@@ -458,6 +469,10 @@ struct Worker {
             let m = rx[i].unsafelyUnwrapped
             let frame = tf_mbuf_data(m).unsafelyUnwrapped
             let length = Int(tf_mbuf_data_len(m))
+            guard rte_pktmbuf_is_contiguous(m) != 0 else {
+                drop(m, .chained)
+                continue
+            }
             guard length >= HeaderSize.ethernet else {
                 drop(m, .malformed)
                 continue
@@ -490,8 +505,9 @@ struct Worker {
                     learnSource(of: frame + innerOffset, segment: segment, vni: vni, type: type,
                                 remote: remote, view: view, last: &lastSource)
                 }
-                deliver(m, to: targets, innerOffset: innerOffset, innerLength: innerLength, firstAccess: &firstAccess)
-                decapsulated &+= 1
+                if deliver(m, to: targets, innerOffset: innerOffset, innerLength: innerLength, firstAccess: &firstAccess) {
+                    decapsulated &+= 1
+                }
             case .notForUs: drop(m, .notForUs)
             case .malformed: drop(m, .malformed)
             case .badChecksum: drop(m, .badChecksum)
@@ -503,12 +519,18 @@ struct Worker {
     }
 
     /// Strips the outer headers and sends the inner frame to the access ports of its
-    /// segment (tagged with the port's VLAN, if it has one).
+    /// segment (tagged with the port's VLAN, if it has one). A frame larger than they can
+    /// send (from a peer whose packets exceed our MTU) is dropped here, not by the TX queue,
+    /// and false returned.
     @inline(__always)
     private mutating func deliver(
         _ m: OpaquePointer, to targets: UnsafeBufferPointer<AccessDelivery>, innerOffset: Int, innerLength: Int,
         firstAccess: inout TxBuffer
-    ) {
+    ) -> Bool {
+        guard innerLength <= setup.largestDelivery else {
+            drop(m, .mtu)
+            return false
+        }
         _ = rte_pktmbuf_adj(m, UInt16(truncatingIfNeeded: innerOffset))
         // Ethernet padding after a short outer packet is not part of the inner frame.
         let padding = Int(tf_mbuf_pkt_len(m)) &- innerLength
@@ -516,6 +538,7 @@ struct Worker {
         Self.replicate(m, to: targets, pool: setup.pool, counters: counters) { frame, target in
             send(frame, to: target, firstAccess: &firstAccess)
         }
+        return true
     }
 
     /// The remote and segment of the burst's last accepted tunnel packet: packets come in
