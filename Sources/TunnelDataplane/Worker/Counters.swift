@@ -24,6 +24,15 @@ public enum Counter: Int, CaseIterable, Sendable {
     case learnedTableFull
     /// A gauge on the control core: learnt entries now.
     case learnedNow
+    /// Control core: tunnelctl requests performed (malformed ones included).
+    case controlRequests
+    /// Control core: control connections closed for breaking a limit (over the connection
+    /// limit, request too long or not complete in time, reply not taken in time).
+    case controlRejected
+    /// A gauge on the control core: control connections open now.
+    case controlConnectionsNow
+    /// Control core: neighbor updates the kernel refused, or did not confirm (kernel_sync).
+    case kernelSyncErrors
 
     public var name: String {
         switch self {
@@ -47,6 +56,10 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .learnedAged: "learned_aged"
         case .learnedTableFull: "learned_table_full"
         case .learnedNow: "learned_now"
+        case .controlRequests: "control_requests"
+        case .controlRejected: "control_rejected"
+        case .controlConnectionsNow: "control_connections_now"
+        case .kernelSyncErrors: "kernel_sync_errors"
         }
     }
 }
