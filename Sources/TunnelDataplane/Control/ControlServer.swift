@@ -122,7 +122,7 @@ final class ControlServer {
             } else if let connection = connections[fd] {
                 // An fd closed and reused within this batch gets a stale event: harmless,
                 // every handler only tries a non-blocking call.
-                ready(connection, nowMs: now, counters: counters)
+                ready(connection, counters: counters)
             }
         }
         var work = reported
@@ -173,7 +173,7 @@ final class ControlServer {
         return true
     }
 
-    private func ready(_ connection: Connection, nowMs now: UInt64, counters: CounterBlock) {
+    private func ready(_ connection: Connection, counters: CounterBlock) {
         switch connection.phase {
         case .reading:
             receive(connection, counters: counters)
@@ -227,11 +227,11 @@ final class ControlServer {
         }
         counters.add(.controlRequests)
         connection.input = Data()
-        guard let line = try? JSONEncoder().encode(answer.reply) else {
+        guard let line = Self.line(answer.reply) else {
             finish(connection)
             return
         }
-        connection.output = line + Data("\n".utf8)
+        connection.output = line
         if let epoch = answer.inForceAt, !workers.allReaders(havePassed: epoch) {
             connection.phase = .awaitingWorkers(epoch: epoch, sinceMs: now)
             awaiting.append(connection.fd)
@@ -300,9 +300,13 @@ final class ControlServer {
     }
 
     private func sendError(_ fd: Int32, _ message: String) {
-        guard let line = try? JSONEncoder().encode(ControlReply.failure(message)) else { return }
-        let bytes = line + Data("\n".utf8)
-        _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+        guard let line = Self.line(.failure(message)) else { return }
+        _ = line.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+    }
+
+    /// A reply as it goes on the wire: its JSON and a newline.
+    private static func line(_ reply: ControlReply) -> Data? {
+        (try? JSONEncoder().encode(reply)).map { $0 + Data("\n".utf8) }
     }
 
     private func finish(_ connection: Connection) {

@@ -121,10 +121,11 @@ final class KernelNeighborSync {
             case .remove: (Self.RTM_DELNEIGH, 0, nil)
             }
             let result = send(type, flags: flags, address: address, mac: mac)
-            if result < 0 && (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) { break }
+            let error = errno
+            if result < 0 && (error == EAGAIN || error == ENOBUFS || error == EINTR) { break }
             unsent[address] = nil
             if result < 0 {
-                refused(address, change, reason: errno, counters: counters)
+                refused(address, change, reason: error, counters: counters)
                 continue
             }
             inFlight[sequence] = (address, change)
