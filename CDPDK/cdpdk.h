@@ -10,6 +10,9 @@
 #ifndef TUNNELFWD_CDPDK_H
 #define TUNNELFWD_CDPDK_H
 
+/* Swift's Glibc module leaves epoll out; the control socket is served with it. */
+#include <sys/epoll.h>
+
 #include <rte_config.h>
 #include <rte_common.h>
 #include <rte_cycles.h>

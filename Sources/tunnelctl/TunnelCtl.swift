@@ -214,7 +214,7 @@ struct Stats: ParsableCommand {
         if target.json { return printJSON(stats) }
         guard let dict = stats as? [String: Any] else { throw ClientError("unexpected stats reply") }
         print(Table.counters(dict, title: "total"))
-        // Past 16 lcores the stats reply leaves per_core out: each lcore is asked alone.
+        // Past 8 lcores the stats reply leaves per_core out: each lcore is asked alone.
         let perCore = dict["per_core"] as? [String: Any]
         for lcore in (dict["lcores"] as? [Int]) ?? [] {
             let core = try perCore?[String(lcore)] ?? client.query("/tunnelfwd/core,\(lcore)")

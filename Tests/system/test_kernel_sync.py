@@ -1,7 +1,10 @@
-"""Kernel neighbor sync (SPEC §1, mechanism 1): resolved tunnel neighbors are written to
-the kernel's neighbor table of `kernel_sync.interface` (in the forwarder's network
-namespace, where its netlink socket lives) as externally learnt entries; only tunnel
-neighbors, removed again when their tunnel goes and at a clean stop."""
+"""Kernel neighbor sync (part of mechanism 1, proactive resolution): resolved tunnel
+neighbors are written to the kernel's neighbor table of `kernel_sync.interface` (in the
+forwarder's network namespace, where its netlink socket lives) as externally learnt
+entries; only tunnel neighbors, removed again when their tunnel goes and at a clean
+stop. Nothing waits for the kernel: a refused update is logged and counted."""
+
+import time
 
 from tfsys import (
     UPLINK_IP, Forwarder, remote_ip, remote_mac, remove_dpdk_leftovers, run, tunnelctl,
@@ -76,3 +79,33 @@ def test_kernel_sync_interface_must_exist(make_topology, multi_config_for, tmp_p
     own = [l for l in p.stderr.splitlines() if l.startswith("tunnelfwd:")]
     assert p.returncode == 1 and len(own) == 1 and p.stderr.strip().splitlines()[-1] == own[0], p.stderr
     assert "kernel_sync.interface" in own[0] and "nosuch0" in own[0], own[0]
+
+
+def test_refused_updates_are_logged_and_counted(make_topology, start_forwarder, multi_config_for):
+    """The interface goes away under the forwarder: the kernel refuses the removal that
+    `tunnel del` sends, and the ones of a clean stop. Each refusal is one line with its
+    reason and counted in kernel_sync_errors; nothing waits for it (tunnelctl returns, ARP
+    is answered, the stop is clean and prompt)."""
+    topo = make_topology(remotes=3, kernel_iface=IFACE)
+    fwd = start_forwarder(topo, multi_config_for(topo, kernel_sync={"interface": IFACE}))
+    expected = {remote_ip(i): remote_mac(i) for i in range(3)}
+    wait_until(lambda: _synced(topo, expected), timeout=5, what=f"the tunnel neighbors on {IFACE}")
+    run(["ip", "link", "del", IFACE], ns=topo.dp)
+    before = fwd.stats()
+
+    p = tunnelctl(fwd.prefix, "tunnel", "del", "t2")
+    assert "t2 deleted" in p.stdout, p.stdout
+    delta = fwd.wait_stats(before, lambda d: d["kernel_sync_errors"] == 1, timeout=3, what="one refusal counted")
+    assert delta["kernel_sync_errors"] == 1, delta
+    refusals = [line for line in fwd.stderr().splitlines() if "kernel_sync: the kernel refused" in line]
+    assert refusals == [f"tunnelfwd: kernel_sync: the kernel refused to remove {remote_ip(2)} on {IFACE}: No such device"], refusals
+    p = run(["arping", "-c", "1", "-w", "2", "-I", "eth0", UPLINK_IP], ns=topo.remotes[0], check=False)
+    assert "Received 1 response(s)" in p.stdout, p.stdout
+
+    stopping = time.monotonic()
+    fwd.assert_clean_stop()
+    took = time.monotonic() - stopping
+    assert took < 5, f"the stop took {took:.1f} s"
+    refusals = [line for line in fwd.stderr().splitlines() if "kernel_sync: the kernel refused" in line]
+    assert sorted(refusals[1:]) == [f"tunnelfwd: kernel_sync: the kernel refused to remove {remote_ip(i)} on {IFACE}: "
+                                    "No such device" for i in range(2)], refusals

@@ -1,26 +1,31 @@
 import CDPDK
-import Glibc
 import TunnelCore
 
 /// The control core's answers to tunnelctl: runtime changes of the overlay, each applied
-/// to the model, published to the workers as a new snapshot and reported in one line, and
-/// the neighbor and pending reports, which telemetry also publishes.
+/// to the model, published to the workers as a new snapshot and reported in one line once
+/// the workers use it, and the neighbor and pending reports, which telemetry also
+/// publishes.
 extension ControlCore {
-    /// A refused request changes nothing and is answered with the reason in one line.
-    mutating func handle(_ request: ControlRequest) -> ControlReply {
+    /// A refused request changes nothing and is answered with the reason in one line. A
+    /// change comes with the epoch of the snapshot that carries it: the server holds its
+    /// reply until every worker has passed that epoch, so that the reply means "in force",
+    /// and the control core goes on meanwhile.
+    mutating func handle(_ request: ControlRequest) -> ControlServer.Answer {
+        var inForceAt: UInt64?
         do {
-            return try perform(request, nowMs: Clock.milliseconds)
+            let reply = try perform(request, nowMs: Clock.milliseconds, inForceAt: &inForceAt)
+            return ControlServer.Answer(reply: reply, inForceAt: inForceAt)
         } catch {
-            return .failure("\(error)")
+            return ControlServer.Answer(reply: .failure("\(error)"))
         }
     }
 
-    private mutating func perform(_ request: ControlRequest, nowMs now: UInt64) throws -> ControlReply {
+    private mutating func perform(_ request: ControlRequest, nowMs now: UInt64, inForceAt: inout UInt64?) throws -> ControlReply {
         switch request {
         case .tunnelAdd(let spec):
             let tunnel = try spec.tunnel()
             let attached = try overlay.addTunnel(tunnel, nowMs: now)
-            publishForwarding()
+            inForceAt = publishSnapshot(nowMs: now)
             let hop = overlay.nextHop(of: tunnel)!
             if case .added(let id) = attached {
                 let actions = resolver.attach(hop, id: id, nowMs: now)
@@ -31,7 +36,7 @@ extension ControlCore {
             return ControlReply(ok: true, message: "tunnel \(tunnel.name) added: \(tunnel.type.rawValue) to \(tunnel.remote) vni \(tunnel.vni), next hop \(hop) (\(state))")
         case .tunnelDelete(let name):
             let deleted = try overlay.deleteTunnel(named: name, nowMs: now)
-            publishForwarding()
+            inForceAt = publishSnapshot(nowMs: now)
             if let gone = deleted.removedNextHop {
                 let actions = resolver.detach(gone.address, nowMs: now)
                 apply(actions)
@@ -42,12 +47,12 @@ extension ControlCore {
         case .forwardingAdd(let segment, let macText, let name):
             let (vni, mac) = try ControlRequest.forwardingKey(segment: segment, mac: macText)
             try overlay.addForwarding(segment: vni, mac: mac, tunnel: name)
-            publishForwarding()
+            inForceAt = publishSnapshot(nowMs: now)
             return ControlReply(ok: true, message: "segment \(vni): \(mac) -> tunnel \(name)")
         case .forwardingDelete(let segment, let macText):
             let (vni, mac) = try ControlRequest.forwardingKey(segment: segment, mac: macText)
             try overlay.deleteForwarding(segment: vni, mac: mac)
-            publishForwarding()
+            inForceAt = publishSnapshot(nowMs: now)
             return ControlReply(ok: true, message: "segment \(vni): \(mac) removed")
         case .forwardingShow(let segment):
             let rows = forwardingRows(segment: segment)
@@ -65,17 +70,6 @@ extension ControlCore {
             return ControlReply(ok: true, message: "neighbor table flushed; resolving \(tracked) tunnel neighbor(s) again")
         case .pending:
             return ControlReply(ok: true, message: "", pending: pendingReport())
-        }
-    }
-
-    /// Publishes a snapshot of the current overlay and waits until every worker uses it,
-    /// so that a command's reply means "in force" (a worker passes a quiescent point every
-    /// loop; the wait is bounded in case one is descheduled for long).
-    private mutating func publishForwarding() {
-        let epoch = publishSnapshot(nowMs: Clock.milliseconds)
-        let deadline = Clock.milliseconds + 1000
-        while !publisher.quiescentState.allReaders(havePassed: epoch) && Clock.milliseconds < deadline {
-            usleep(10)
         }
     }
 

@@ -105,7 +105,8 @@ struct ControlCore {
             // unresolved tunnels).
             let due = resolver.tick(nowMs: now)
             apply(due)
-            work += server.serve { handle($0) }
+            work += server.serve(nowMs: now, workers: publisher.quiescentState, counters: counters) { handle($0) }
+            work += kernel?.exchange(counters: counters) ?? 0
             publisher.reclaim()
             if now &- lastExpiry >= 1000 {
                 resolver.expireUnused(nowMs: now)
@@ -136,7 +137,7 @@ struct ControlCore {
             while rte_ring_sc_dequeue(worker.handoff, &frame) == 0 { rte_pktmbuf_free(OpaquePointer(frame)) }
             // Learning reports hold no mbufs: the ring is freed with them in it.
         }
-        kernel?.removeAll()
+        kernel?.removeAll(counters: counters)
     }
 
     // MARK: learning

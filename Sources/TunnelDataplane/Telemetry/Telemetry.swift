@@ -73,7 +73,7 @@ enum Telemetry {
 
     static func register(_ source: TelemetrySource) {
         current.withLock { $0 = source }
-        register("/tunnelfwd/stats", "Packet counters: totals, dropped by reason, lcores, per_core by lcore id (up to 16); mbufs_in_use, cycles_per_packet, uptime_us") {
+        register("/tunnelfwd/stats", "Packet counters: totals, dropped by reason, lcores, per_core by lcore id (up to 8); mbufs_in_use, cycles_per_packet, uptime_us") {
             _, _, d in Telemetry.answer { Telemetry.stats($0, TelemetryData(raw: d!)) }
         }
         register("/tunnelfwd/core", "Packet counters of one lcore; parameter: its lcore id") {
@@ -148,10 +148,11 @@ enum Telemetry {
         return 0
     }
 
-    /// A reply holds 16 KiB (DPDK's MAX_OUTPUT_LEN) and an lcore's counters take about
-    /// 700 bytes: past this many lcores `/tunnelfwd/stats` leaves `per_core` out rather
-    /// than have DPDK drop it silently, and `/tunnelfwd/core,N` gives each lcore's.
-    static let perCoreInStats = 16
+    /// A reply holds 16 KiB (DPDK's MAX_OUTPUT_LEN), the totals take about 1.5 KiB and an
+    /// lcore's counters about 1.4 KiB: past this many lcores `/tunnelfwd/stats` leaves
+    /// `per_core` out rather than have DPDK drop it silently, and `/tunnelfwd/core,N` gives
+    /// each lcore's. (8, not 10, leaves room for counters still to come.)
+    static let perCoreInStats = 8
 
     private static func core(_ source: TelemetrySource, _ d: TelemetryData, lcore: UInt32?) -> Int32 {
         guard let lcore, source.counters.lcores.contains(lcore) else { return -1 }

@@ -33,6 +33,15 @@ public enum Counter: Int, CaseIterable, Sendable {
     case arpUnsolicited, arpConflicts, arpInvalidSenders, arpIgnored, underlayFull
     /// A gauge on the control core: entries in the underlay neighbor table.
     case underlayNeighbors
+    /// Control core: tunnelctl requests performed (malformed ones included).
+    case controlRequests
+    /// Control core: control connections closed for breaking a limit (over the connection
+    /// limit, request too long or not complete in time, reply not taken in time).
+    case controlRejected
+    /// A gauge on the control core: control connections open now.
+    case controlConnectionsNow
+    /// Control core: neighbor updates the kernel refused, or did not confirm (kernel_sync).
+    case kernelSyncErrors
 
     public var name: String {
         switch self {
@@ -63,6 +72,10 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .arpIgnored: "arp_ignored"
         case .underlayFull: "underlay_full"
         case .underlayNeighbors: "underlay_neighbors"
+        case .controlRequests: "control_requests"
+        case .controlRejected: "control_rejected"
+        case .controlConnectionsNow: "control_connections_now"
+        case .kernelSyncErrors: "kernel_sync_errors"
         }
     }
 }
