@@ -268,18 +268,18 @@ def test_traffic_just_after_an_unanswered_request_waits_one_interval_not_the_bac
 
 
 def test_a_resolved_next_hop_never_stays_behind_its_backlog(make_topology, start_forwarder, config_for):
-    """Ten tunnels behind one gateway (the remote namespace), all in the segment's flood
-    list, and bursts of 4 frames: every broadcast frame from the VM becomes 10 packets for
-    one next hop, up to 40 per loop of the worker, while one walk of the pending buffer
-    used to send at most 4 bursts (16 packets). The VM sends as fast as it can, so every
-    loop brings more; three times a `neighbor flush` while the gateway holds its ARP
-    replies back (for as long as it takes to start `nft` again, with retries every 10 ms
-    at most) makes hundreds or thousands of packets wait. None is dropped for the buffer's bounds or expires: every buffered
+    """A hundred tunnels behind one gateway (the remote namespace), all in the segment's
+    flood list, and bursts of 4 frames: every broadcast frame from the VM becomes 100
+    packets for one next hop, up to 400 per loop of the worker, while one walk of the
+    pending buffer used to send at most 4 bursts (16 packets). The VM sends as fast as it
+    can, so that the worker is busy sending all the time and every loop brings more. Three
+    times, a `neighbor flush` while the gateway holds its ARP replies back for a few
+    milliseconds (retries every 10 ms at most) makes thousands of packets wait. None is dropped for the buffer's bounds or expires: every buffered
     packet leaves, everything encapsulated is sent, and the buffer is empty again."""
     import threading
-    from tfsys import REMOTE_IP, UPLINK_IP, VNI, udp_frame, vm_mac
+    from tfsys import REMOTE_IP, UPLINK_IP, VNI, ArpReplyGate, udp_frame, vm_mac
     topo = make_topology()
-    tunnels = [{"name": f"g{i}", "type": "vxlan", "remote": f"10.77.0.{1 + i}", "vni": VNI} for i in range(10)]
+    tunnels = [{"name": f"g{i}", "type": "vxlan", "remote": f"10.77.0.{1 + i}", "vni": VNI} for i in range(100)]
     fwd = start_forwarder(topo, config_for(
         topo, uplink={"port": topo.uplink_vdev, "address": f"{UPLINK_IP}/24", "gateway": REMOTE_IP},
         tunnels=tunnels, forwarding=[], neighbors=[], flood=[{"segment": VNI, "tunnels": [t["name"] for t in tunnels]}],
@@ -298,23 +298,26 @@ def test_a_resolved_next_hop_never_stays_behind_its_backlog(make_topology, start
                 time.sleep(0.0001)
 
     sender = threading.Thread(target=blast, daemon=True)
+    gate = ArpReplyGate(topo.rm)
     before = fwd.stats()
     sender.start()
     try:
         for _ in range(3):
             time.sleep(0.3)
-            block_arp_replies(topo.rm)
+            gate.block()
             tunnelctl(fwd.prefix, "neighbor", "flush")
-            unblock_arp_replies(topo.rm)
+            time.sleep(0.005)
+            gate.unblock()
         time.sleep(0.5)
     finally:
         stop.set()
         sender.join()
         sock.close()
+        gate.close()
     wait_until(lambda: fwd.query("/tunnelfwd/pending")["total"] == 0, timeout=3, what="the pending buffer empty")
     delta = fwd.settle(before)
     assert delta["rx"] > 1000, nonzero(delta)
-    assert delta["buffered"] > 100, f"the flushes made too little wait: {nonzero(delta)}"
+    assert delta["buffered"] > 1000, f"the flushes made too little wait: {nonzero(delta)}"
     assert delta["pending_full"] == 0 and delta["expired"] == 0, nonzero(delta)
     assert delta["flushed"] == delta["buffered"], nonzero(delta)
     # Everything encapsulated was sent (besides, the control core sent its ARP requests).

@@ -775,6 +775,39 @@ def unblock_arp_replies(ns: str):
     run(["nft", "delete table arp tfblock"], ns=ns)
 
 
+class ArpReplyGate:
+    """Blocks and unblocks the ARP replies that namespace `ns` sends within a millisecond
+    or so: one `nft -i` kept running, so that no process has to start in between."""
+
+    def __init__(self, ns: str):
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, "nft", "-i"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self._do("add table arp tfgate", "add chain arp tfgate out { type filter hook output priority 0 ; }")
+
+    def _do(self, *commands: str):
+        for c in commands:
+            self.proc.stdin.write(c + "\n")
+        # nft answers the listing after the commands before it: its closing brace means
+        # they are in force.
+        self.proc.stdin.write("list table arp tfgate\n")
+        self.proc.stdin.flush()
+        seen = []
+        while (line := self.proc.stdout.readline()) != "}\n":
+            if not line:
+                raise AssertionError(f"nft -i ended: {''.join(seen)}")
+            seen.append(line)
+
+    def block(self):
+        self._do("add rule arp tfgate out arp operation reply drop")
+
+    def unblock(self):
+        self._do("flush chain arp tfgate out")
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=5)
+
+
 # ---------------------------------------------------------------------------- tunnelctl
 
 def tunnelctl(prefix: str, *args, check: bool = True):
