@@ -1,7 +1,7 @@
 import XCTest
 @testable import TunnelCore
 
-/// Learning inner MACs from decapsulated traffic (SPEC F2): the model's side. Time is in
+/// Learning inner MACs from decapsulated traffic: the model's side. Time is in
 /// learning ticks, passed in.
 final class OverlayLearningTests: XCTestCase {
     let local = IPv4Interface("192.168.50.1/24")!

@@ -1,4 +1,4 @@
-"""Next hops without a static neighbor entry are resolved by ARP (SPEC mechanism 1), and
+"""Next hops without a static neighbor entry are resolved by ARP (mechanism 1), and
 packets that find no MAC wait in the pending buffer (mechanism 2): nothing is lost when
 the next hop answers; packets for one that never answers expire after their lifetime."""
 

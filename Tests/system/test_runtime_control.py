@@ -1,6 +1,6 @@
-"""Runtime control with tunnelctl (SPEC F6) while traffic runs, its refusals, ARP security
-(SPEC §3: unsolicited replies create no entry), and the telemetry of the resolver and the
-pending buffer (SPEC F7)."""
+"""Runtime control with tunnelctl while traffic runs, its refusals, ARP security
+(unsolicited replies create no entry), and the telemetry of the resolver and the
+pending buffer."""
 
 import time
 

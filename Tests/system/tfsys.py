@@ -819,6 +819,22 @@ def tunnelctl_json(prefix: str, *args):
     return json.loads(tunnelctl(prefix, *args, "--json").stdout)
 
 
+def control_request(prefix: str, request: dict, timeout: float = 5) -> dict:
+    """Sends one request to the control socket as tunnelctl does, without starting a
+    process (milliseconds count in some tests); returns the reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(RUNTIME_ROOT / prefix / "tunnelfwd.sock"))
+        s.sendall(json.dumps(request).encode() + b"\n")
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    return json.loads(reply)
+
+
 # ------------------------------------------------------------- numbered UDP datagrams
 
 class UdpFlows:

@@ -207,7 +207,7 @@ public struct PendingSettings: Sendable, Equatable {
     public init() {}
 }
 
-/// Learning inner MACs from decapsulated traffic (SPEC F2). The defaults are Linux's
+/// Learning inner MACs from decapsulated traffic. The defaults are Linux's
 /// bridge and vxlan ageing time and a table as large as the static one may be.
 public struct LearningSettings: Sendable, Equatable {
     public var enabled = true

@@ -1,4 +1,4 @@
-/// Inner MACs learnt from decapsulated traffic (SPEC F2): which tunnel each was last seen
+/// Inner MACs learnt from decapsulated traffic: which tunnel each was last seen
 /// behind, as Linux's vxlan driver and a learning bridge keep them.
 ///
 /// Each entry owns a slot in `LearnedAges`, where the workers note when they last saw

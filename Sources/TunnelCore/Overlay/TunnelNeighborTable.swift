@@ -1,4 +1,4 @@
-/// The next hops that configured tunnels need (SPEC §1, mechanism 1): for each, the
+/// The next hops that configured tunnels need (mechanism 1, proactive resolution): for each, the
 /// data-plane slot that holds its MAC and the tunnels that use it. Several tunnels share
 /// an entry; the last one to go removes it.
 public struct TunnelNeighborTable: Sendable {

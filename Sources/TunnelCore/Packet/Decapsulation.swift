@@ -47,7 +47,7 @@ public struct DecapsulationPorts: Sendable {
 }
 
 /// Validates the outer headers of a frame received on the uplink and finds the inner
-/// frame (SPEC F3): IPv4 to our address with a correct header checksum and consistent
+/// frame: IPv4 to our address with a correct header checksum and consistent
 /// lengths, then VXLAN or Geneve on one of our UDP ports, or NVGRE.
 public enum Decapsulation {
     /// - Parameters:

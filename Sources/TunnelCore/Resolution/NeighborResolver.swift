@@ -315,7 +315,7 @@ public struct NeighborResolver: Sendable {
     }
 
     /// The underlay entry at `address` changed: bring its tunnel neighbor in line (the delta
-    /// update of SPEC §1; nothing else is looked at).
+    /// update: nothing else is looked at).
     private mutating func underlayChanged(_ address: IPv4Address, nowMs: UInt64) -> [ResolverAction] {
         guard var neighbor = tunnelNeighbors[address], let entry = underlay[address] else { return [] }
         var actions: [ResolverAction] = []

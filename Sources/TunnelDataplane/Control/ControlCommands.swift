@@ -130,11 +130,11 @@ extension ControlCore {
             perCore: perCore, byNextHop: byNextHop)
     }
 
-    /// Telemetry shows the first RTE_TEL_MAX_DICT_ENTRIES rows of a table (a DPDK limit),
-    /// so only those are built, four times a second: with 10 000 tunnels, formatting every
-    /// row took the control core 15 % of a CPU.
+    /// Telemetry shows the first rows of a table (`Telemetry.rowsShown`), so only those
+    /// are built, four times a second: with 10 000 tunnels, formatting every row took the
+    /// control core 15 % of a CPU.
     func publishTelemetry(nowMs: UInt64) {
-        let rows = Int(RTE_TEL_MAX_DICT_ENTRIES)
+        let rows = Telemetry.rowsShown
         telemetry.publish(
             tunnels: overlay.tunnels.prefix(rows).map { tunnel in
                 let hop = overlay.nextHop(of: tunnel)!

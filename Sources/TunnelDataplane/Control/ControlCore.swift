@@ -74,6 +74,7 @@ struct ControlCore {
     /// Applies what the resolver decided at start-up (static neighbors, first requests).
     mutating func start(with actions: [ResolverAction]) {
         apply(actions)
+        countOverlay()
         links.poll(ports)
         publishTelemetry(nowMs: Clock.milliseconds)
     }
@@ -195,8 +196,15 @@ struct ControlCore {
         let epoch = publisher.publish(ForwardingSnapshot(overlay.plan()))
         learning?.changed = false
         learning?.publishedMs = nowMs
-        counters.set(.learnedNow, overlay.learned.count)
+        countOverlay()
         return epoch
+    }
+
+    /// The overlay's sizes, as gauges: telemetry lists only the first rows of its tables.
+    private func countOverlay() {
+        counters.set(.learnedNow, overlay.learned.count)
+        counters.set(.tunnelsNow, overlay.tunnels.count)
+        counters.set(.tunnelNeighborsNow, overlay.neighbors.count)
     }
 
     // MARK: resolution

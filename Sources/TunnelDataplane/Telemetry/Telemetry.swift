@@ -79,19 +79,25 @@ enum Telemetry {
         register("/tunnelfwd/core", "Packet counters of one lcore; parameter: its lcore id") {
             _, params, d in Telemetry.answer { Telemetry.core($0, TelemetryData(raw: d!), lcore: params.flatMap { UInt32(String(cString: $0)) }) }
         }
-        register("/tunnelfwd/tunnels", "Tunnels keyed by name ('_' for '.' and '-'): type, remote, VNI, next hop and its MAC") {
+        register("/tunnelfwd/tunnels", "The first 64 tunnels keyed by name ('_' for '.' and '-'): type, remote, VNI, next hop and its MAC") {
             _, _, d in Telemetry.answer { Telemetry.tunnels($0, TelemetryData(raw: d!)) }
         }
         register("/tunnelfwd/ports", "Ports by DPDK port id with their role (uplink or access), segment, VLAN, MTU and link as last polled") {
             _, _, d in Telemetry.answer { Telemetry.ports($0, TelemetryData(raw: d!)) }
         }
-        register("/tunnelfwd/neighbors", "Tunnel neighbors keyed by address ('_' for '.'); parameter 'all': the underlay table") {
+        register("/tunnelfwd/neighbors", "The first 64 tunnel neighbors keyed by address ('_' for '.'); parameter 'all': of the underlay table") {
             _, params, d in Telemetry.answer { Telemetry.neighbors($0, TelemetryData(raw: d!), all: params.map { String(cString: $0) } == "all") }
         }
         register("/tunnelfwd/pending", "Pending-buffer occupancy: total, per worker lcore, per next hop; limits") {
             _, _, d in Telemetry.answer { Telemetry.pending($0, TelemetryData(raw: d!)) }
         }
     }
+
+    /// Rows of a table that a reply shows (the control core publishes no more): DPDK takes
+    /// 256 entries in a dictionary, but its 16 KiB reply holds only about 80 tunnel rows
+    /// and drops the rest without a word. The tables' sizes are gauges in
+    /// `/tunnelfwd/stats`, and tunnelctl lists every row.
+    static let rowsShown = 64
 
     /// Takes the source away (at shutdown): waits for a callback in progress, and later
     /// ones answer with an error.
@@ -187,9 +193,8 @@ enum Telemetry {
 
     private static func tunnels(_ source: TelemetrySource, _ d: TelemetryData) -> Int32 {
         d.startDictionary()
-        // A telemetry dictionary holds at most RTE_TEL_MAX_DICT_ENTRIES entries.
         var used = Set<String>()
-        for status in source.state.tunnels.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
+        for status in source.state.tunnels {
             guard let t = TelemetryData.allocate() else { continue }
             t.startDictionary()
             t.add("name", status.tunnel.name)
@@ -218,7 +223,7 @@ enum Telemetry {
         let rows: [(address: String, state: String, mac: String?, ageMs: UInt64?, tunnels: [String]?)] = all
             ? state.underlay.map { ($0.address, $0.state, $0.mac, $0.ageMs, nil) }
             : state.neighbors.map { ($0.address, $0.state, $0.mac, $0.ageMs, $0.tunnels) }
-        for row in rows.prefix(Int(RTE_TEL_MAX_DICT_ENTRIES)) {
+        for row in rows {
             guard let n = TelemetryData.allocate() else { continue }
             n.startDictionary()
             n.add("address", row.address)

@@ -33,6 +33,8 @@ public enum Counter: Int, CaseIterable, Sendable {
     case arpUnsolicited, arpConflicts, arpInvalidSenders, arpIgnored, underlayFull
     /// A gauge on the control core: entries in the underlay neighbor table.
     case underlayNeighbors
+    /// Gauges on the control core: tunnels, and the next hops they need.
+    case tunnelsNow, tunnelNeighborsNow
     /// Control core: tunnelctl requests performed (malformed ones included).
     case controlRequests
     /// Control core: control connections closed for breaking a limit (over the connection
@@ -72,6 +74,8 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .arpIgnored: "arp_ignored"
         case .underlayFull: "underlay_full"
         case .underlayNeighbors: "underlay_neighbors"
+        case .tunnelsNow: "tunnels_now"
+        case .tunnelNeighborsNow: "tunnel_neighbors_now"
         case .controlRequests: "control_requests"
         case .controlRejected: "control_rejected"
         case .controlConnectionsNow: "control_connections_now"

@@ -63,7 +63,7 @@ struct WorkerLearning: @unchecked Sendable {
 ///
 /// A packet whose next hop has no MAC waits in the worker's pending buffer, encapsulated
 /// but for the outer destination MAC, and leaves in order once the control core has
-/// resolved it (SPEC §1, mechanism 2).
+/// resolved it (mechanism 2, buffer on miss).
 ///
 /// This file is the hot path. Per packet it does no allocation, takes no lock and writes
 /// only to the packet and to this lcore's own counters; the one shared word it writes, a
