@@ -12,9 +12,9 @@ import threading
 import time
 
 from tfsys import (
-    REMOTE_IP, REMOTE_MAC, UPLINK_IP, VM_IP, VNI, VX_MAC, Telemetry, block_arp_replies, drops, kernel_drops, nonzero,
-    overlay_ip, overlay_mac, parse_arp, remote_ip, run, tunnelctl, tunnelctl_json, udp_frame, unblock_arp_replies,
-    vm_mac, wait_until, arp_frame, flatten_delta,
+    PACKET_OUTGOING, REMOTE_IP, REMOTE_MAC, UPLINK_IP, VM_IP, VNI, VX_MAC, Telemetry, arp_frame, block_arp_replies,
+    drops, kernel_drops, nonzero, overlay_ip, overlay_mac, parse_arp, remote_ip, run, tunnelctl, tunnelctl_json,
+    udp_frame, unblock_arp_replies, vm_mac, wait_until,
 )
 
 BROADCAST_PORT = 9100
@@ -224,7 +224,9 @@ def test_uplink_tx_queue_full_is_counted_and_harmless(make_topology, start_forwa
 STORM_PREFIX = 16          # the uplink prefix of the storm tests: room for 24 000 senders
 STORM_SENDERS = 24_000     # distinct unicast senders inside the prefix
 STORM_FIRST = ipaddress.IPv4Address("192.168.64.1")
-STORM_MIN_RATE = 20_000    # frames per second the storm must reach to test anything
+# Frames per second below which a storm tests nothing. One Python process sends 50 000 to
+# 90 000 a second on the idle development VM, about 20 000 while the other core is busy.
+STORM_MIN_RATE = 10_000
 
 
 def storm_config(config_for, topo) -> dict:
@@ -279,7 +281,7 @@ class ArpReplies:
             if not select.select([self.sock], [], [], 0.1)[0]:
                 continue
             frame, source = self.sock.recvfrom(128)
-            if source[2] == 4:  # PACKET_OUTGOING: the storm itself
+            if source[2] == PACKET_OUTGOING:  # the storm itself
                 continue
             arp = parse_arp(frame)
             if arp and arp[0] == 2 and arp[2] == UPLINK_IP:
@@ -429,9 +431,9 @@ def test_arp_storm_from_many_senders(make_topology, start_forwarder, config_for,
 
 def test_sigterm_during_a_storm_stops_cleanly(make_topology, start_forwarder, config_for, blaster):
     """SIGTERM while a storm of ARP requests (thousands of senders) hits the uplink and
-    datagrams pour into the access port: exit 0 within 5 s, every mbuf back in the pool
-    (the pending buffer, the control core's rings and the TX buffers all hold some),
-    ports closed."""
+    datagrams pour into the access port, some of them waiting in the pending buffer (the
+    peer's ARP replies dropped, its next hop flushed): exit 0 within 5 s, every mbuf back
+    in the pool (the waiting ones counted `no_neighbor`), ports closed."""
     topo = make_topology()
     fwd = start_forwarder(topo, storm_config(config_for, topo))
     wait_until(lambda: fwd.resolved(REMOTE_IP), timeout=5, what="the tunnel's next hop resolved")
@@ -443,6 +445,9 @@ def test_sigterm_during_a_storm_stops_cleanly(make_topology, start_forwarder, co
     data.start()
     fwd.wait_stats(before, lambda d: d["encapsulated"] >= 5000 and d["rx"] >= 20_000, timeout=10,
                    what="the storm and the traffic to flow")
+    block_arp_replies(topo.rm)
+    tunnelctl(fwd.prefix, "neighbor", "flush")
+    wait_until(lambda: fwd.stats()["pending_now"] > 0, timeout=5, what="datagrams waiting in the pending buffer")
     started = time.monotonic()
     fwd.assert_clean_stop(signal.SIGTERM)
     took = time.monotonic() - started

@@ -19,13 +19,13 @@ remotes 0, 1 and 2 while a 20-second cycle of churn and faults repeats:
     +11 s  remote 0's ARP replies lost and its next hop flushed, for 1 s (every other
            cycle for 4 s, longer than the pending lifetime: datagrams expire)
 
-Every SAMPLE seconds it samples the forwarder's RSS (/proc/PID/status VmRSS), its
+Every --sample seconds (2) it samples the forwarder's RSS (/proc/PID/status VmRSS), its
 counters and mbufs_in_use (telemetry), and the size of its underlay neighbor table.
 
 PASS needs all of: the forwarder ran throughout and stopped cleanly (exit 0, every mbuf
 returned); every tunnelctl command succeeded; every datagram sent either arrived (once,
 in order) or is counted: by the forwarder (a drop reason, or expired) or by the kernel
-(interface drops, UDP receive-buffer errors in the namespaces); no drop under a reason
+(interface drops, UDP datagrams undelivered, in every namespace); no drop under a reason
 the scenario cannot cause (allowed: pending_full); the scenario happened (flushes,
 expiries, delayed answers, learnt and aged MACs); RSS flat (the last quarter's maximum
 within --rss-slack-mib of the first quarter's, after warm-up); mbufs_in_use back to its
@@ -55,7 +55,7 @@ from tfsys import (  # noqa: E402
 REMOTES = 4
 FLOWS = (0, 1, 2)          # remotes with a receiver and a static forwarding entry
 LOSSY, LATE, LEARNT = 0, 1, 3
-OTHER_SEGMENTS = 200       # tunnels of segments without access ports: "many tunnels"
+OTHER_SEGMENTS = 200       # tunnels in segments without access ports, besides t0-t3
 CHURN = 5                  # tunnels to absent hosts, and as many to the remotes, per cycle
 CYCLE = 20.0
 AGING_S = 4
@@ -267,8 +267,8 @@ class Soak:
                 next_sample += self.sample_s
             if now >= progress:
                 s = self.samples[-1]
-                print(f"  {now / 60:.0f} min: {s['sent']} sent, {s['received']} received, RSS {s['rss_kib'] / 1024:.1f} MiB, "
-                      f"{s['mbufs_in_use']} mbufs in use", flush=True)
+                print(f"  {now / 60:.0f} min: {s['sent']} sent, {s['received']} received, "
+                      f"RSS {s['rss_kib'] / 1024:.1f} MiB, {s['mbufs_in_use']} mbufs in use", flush=True)
                 progress += 60
             wake = min([next_sample, self.duration] + ([schedule[0][0]] if schedule else []))
             time.sleep(max(0.0, min(wake - now, 0.5)))
@@ -370,7 +370,9 @@ def main() -> int:
                         help="where to write every sample (default bench/results/soak-latest.json)")
     args = parser.parse_args()
     if args.minutes < 1:
-        parser.error("MINUTES must be at least 1: a cycle of faults takes 20 s and the long ARP outage comes every second one")
+        parser.error("MINUTES must be at least 1: a cycle of faults takes 20 s, and the long ARP outage "
+                     "comes every second cycle")
+
     def interrupted(*_):
         raise KeyboardInterrupt
     # SIGTERM (a CI timeout) tears the namespaces down as Ctrl-C does.
