@@ -132,8 +132,13 @@ def test_smallest_pool_full_pending_buffer_and_flooding(make_topology, start_for
         assert delta["dropped.pending_full"] > 0, nonzero(delta)
         for i in (1, 2):
             assert broadcast[i].got == sorted(broadcast[i].got), f"t{i}'s copies out of order"
-        # t0 kept the first `bound` frames sent to it, of both kinds, and lost the rest.
+        # Tail drop: t0 kept the first `bound` frames sent to it, of both kinds, in order
+        # (three broadcast copies to one unicast frame); a copy that found no mbuf would
+        # have left its place to a later one.
         assert len(broadcast[0].got) + len(unicast.got) == bound, nonzero(delta)
+        if delta["dropped.no_mbuf"] == 0:
+            assert broadcast[0].got == list(range(bound * 3 // 4)), broadcast[0].got[:40]
+            assert unicast.got == list(range(bound // 4)), unicast.got[:40]
         for got in (broadcast[0].got, unicast.got):
             assert got == sorted(got) and len(set(got)) == len(got), f"t0's datagrams out of order: {got[:40]}"
         starved = {role: s["rx_nombuf"] - ports_before[role]["rx_nombuf"] for role, s in port_stats(fwd).items()}
