@@ -370,7 +370,8 @@ def test_arp_storm_from_many_senders(make_topology, start_forwarder, config_for,
     multicast and broadcast addresses, multicast and broadcast MACs), as fast as a raw
     socket sends them, while datagrams flow to the kernel peer. The stream loses nothing
     and stays in order; the control core answers at least 20 000 of the senders; the
-    underlay table ends up bounded (fewer entries than senders answered), holds none of
+    underlay table ends up bounded (fewer entries than senders answered, the others
+    counted `underlay_full`, its size in the `underlay_neighbors` gauge), holds none of
     the senders it may not learn, and the tunnel's next hop is still resolved, in
     tunnelctl and in telemetry."""
     topo = make_topology()
@@ -405,6 +406,7 @@ def test_arp_storm_from_many_senders(make_topology, start_forwarder, config_for,
         delta = fwd.settle(before)
         kernel = {k: v - kernel_before.get(k, 0) for k, v in kernel_drops(topo.dp).items()}
         table = underlay(fwd)
+        gauge = fwd.stats().get("underlay_neighbors")
         telemetry = fwd.query("/tunnelfwd/neighbors,all")
     finally:
         replies.close()
@@ -420,6 +422,10 @@ def test_arp_storm_from_many_senders(make_topology, start_forwarder, config_for,
         problems.append(f"unexpected drops {drops(delta, expected=('control_ring_full',))}")
     if len(table) >= max(answered, 1):
         problems.append(f"the underlay table is not bounded: {len(table)} entries after {answered} senders answered")
+    if not delta.get("underlay_full"):
+        problems.append("no sender was counted `underlay_full`")
+    if gauge != len(table):
+        problems.append(f"the underlay_neighbors gauge says {gauge}, tunnelctl lists {len(table)}")
     learnt_wrongly = sorted(set(table) & NOT_LEARNT)
     if learnt_wrongly:
         problems.append(f"{len(learnt_wrongly)} senders learnt that may not be: {learnt_wrongly[:8]}")
