@@ -6,6 +6,8 @@
 #   3. swift test                unit tests (Tests/TunnelCoreTests)
 #   4. pytest Tests/system       system tests against the release binaries, as root,
 #                                in network namespaces (Debian's /usr/bin/python3 -m pytest)
+#   5. bench/soak.sh 1           one minute of traffic, tunnel churn and ARP faults against
+#                                the release binaries: PASS/FAIL on loss, drops, RSS, mbufs
 #
 # Exits non-zero when any step fails; prints a summary at the end. Must run as root
 # (namespaces, tc, DPDK hugepages): it fails, it never skips, when not.
@@ -115,6 +117,14 @@ else
     f=$(grep -oE '[0-9]+ failed' <<<"$summary" | grep -oE '[0-9]+'); e=$(grep -oE '[0-9]+ errors?' <<<"$summary" | grep -oE '[0-9]+')
     sys_failed=$(( ${f:-0} + ${e:-0} ))
     sys_other="$(grep -oE '[0-9]+ (xfailed|xpassed|skipped)' <<<"$summary" | paste -sd, - | sed 's/,/, /g')"
+fi
+
+# 5. Soak.
+if [ "$build_ok" -ne 1 ]; then
+    banner "soak: not run (the release build failed)"
+    record "soak (bench/soak.sh 1)" "FAILED (not run: build failed)" 0
+else
+    run_step "soak (bench/soak.sh 1)" "$logdir/soak.log" "$repo/bench/soak.sh" 1
 fi
 
 banner "summary"

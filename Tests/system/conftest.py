@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import tfsys  # noqa: E402
 from tfsys import (  # noqa: E402
-    REMOTE_IP, REMOTE_MAC, UPLINK_IP, VNI, VX_MAC, Capture, Forwarder, MultiRemoteTopology, Topology, UdpFlows,
-    overlay_mac, remote_ip,
+    REMOTE_IP, REMOTE_MAC, UPLINK_IP, VNI, VX_MAC, Capture, FrameBlaster, Forwarder, MultiRemoteTopology, Topology,
+    UdpFlows, overlay_mac, remote_ip,
 )
 
 MIN_FREE_HUGEPAGES = 64  # one forwarder with the default pool needs about 30 pages of 2 MiB
@@ -220,3 +220,19 @@ def udp_flows():
     yield make
     for f in made:
         f.close()
+
+
+@pytest.fixture
+def blaster():
+    """blaster(topology, ns, frames, rounds=1, iface='eth0') -> a FrameBlaster, not yet
+    started; killed and closed after the test."""
+    made: list[FrameBlaster] = []
+
+    def make(topology: Topology, ns: str, frames, rounds: int = 1, iface: str = "eth0") -> FrameBlaster:
+        b = FrameBlaster(topology, ns, frames, rounds=rounds, iface=iface)
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        b.close()

@@ -17,6 +17,7 @@ plain wire; a Linux bridge would swallow frames addressed to the tap's own MAC.
 from __future__ import annotations
 
 import ctypes
+import heapq
 import itertools
 import json
 import os
@@ -27,6 +28,8 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -679,10 +682,32 @@ def tunnel_packet(kind: str, uplink_mac: str, inner: bytes, src: str = REMOTE_IP
     return bytes(outer / UDP(sport=50000, dport=port, chksum=0) / (header + inner))
 
 
+def arp_frame(op: int, sender_mac: str, sender_ip: str, target_ip: str, *, target_mac: str = "00:00:00:00:00:00",
+              eth_src: str | None = None, eth_dst: str = "ff:ff:ff:ff:ff:ff") -> bytes:
+    """An Ethernet/ARP frame (op 1 request, 2 reply) packed directly: storms build tens of
+    thousands, which scapy takes seconds to. The Ethernet source is the sender MAC unless
+    `eth_src` says otherwise (a multicast sender MAC on the wire would be refused by
+    bridges before it tested anything)."""
+    def mac(text: str) -> bytes:
+        return bytes.fromhex(text.replace(":", "").replace("-", ""))
+    return (mac(eth_dst) + mac(eth_src or sender_mac) + struct.pack("!HHHBBH", 0x0806, 1, 0x0800, 6, 4, op)
+            + mac(sender_mac) + socket.inet_aton(sender_ip) + mac(target_mac) + socket.inet_aton(target_ip))
+
+
+# What a packet socket's recvfrom() says of a frame this host sent (sll_pkttype).
+PACKET_OUTGOING = 4
+
+
+def parse_arp(frame: bytes) -> tuple[int, str, str, str] | None:
+    """(op, sender MAC, sender IP, target IP) of an untagged Ethernet/ARP frame, else None."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x06":
+        return None
+    op = struct.unpack("!H", frame[20:22])[0]
+    return op, frame[22:28].hex(":"), socket.inet_ntoa(frame[28:32]), socket.inet_ntoa(frame[38:42])
+
+
 def arp_request(src_mac: str, src_ip: str, target_ip: str) -> bytes:
-    from scapy.layers.l2 import ARP, Ether
-    return bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=src_mac) /
-                 ARP(op=1, hwsrc=src_mac, psrc=src_ip, pdst=target_ip))
+    return arp_frame(1, src_mac, src_ip, target_ip)
 
 
 # ------------------------------------------------------------- several remote endpoints
@@ -875,7 +900,15 @@ class UdpFlows:
                 return
             if source[0] != VM_IP:
                 self.sources_ok = False
-            self.received[i].append(int(data.split()[1]))
+            self._arrived(i, int(data.split()[1]))
+
+    def _arrived(self, i: int, n: int):
+        """Datagram number `n` of flow `i` arrived (called by that flow's receiver thread)."""
+        self.received[i].append(n)
+
+    def arrived(self, i: int) -> int:
+        """How many datagrams of flow `i` have arrived."""
+        return len(self.received[i])
 
     def send_one(self, i: int):
         with self._lock:
@@ -915,7 +948,7 @@ class UdpFlows:
         """Waits until every flow received as many datagrams as were sent (or timeout)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(len(self.received[i]) >= self.sent[i] for i in self.targets):
+            if all(self.arrived(i) >= self.sent[i] for i in self.targets):
                 return True
             time.sleep(0.05)
         return False
@@ -925,7 +958,7 @@ class UdpFlows:
         deadline = time.monotonic() + timeout
         last, since = None, time.monotonic()
         while time.monotonic() < deadline:
-            now_counts = tuple(len(self.received[i]) for i in self.targets)
+            now_counts = tuple(self.arrived(i) for i in self.targets)
             if now_counts != last:
                 last, since = now_counts, time.monotonic()
             elif time.monotonic() - since >= quiet:
@@ -955,3 +988,163 @@ class UdpFlows:
         for s in self.receivers.values():
             s.close()
 
+
+# ------------------------------------------------------------------ storms of raw frames
+
+class FrameBlaster:
+    """Sends prebuilt raw Ethernet frames out of `iface` in namespace `ns` as fast as one
+    Python process can: the frames in order, `rounds` times over (0: until stop()). The
+    sending runs in a child process (this file run as a script), so that it has a core
+    and a GIL of its own and the test's threads (receivers, counters) keep theirs; the
+    raw socket is opened here, in the namespace, and handed to the child."""
+
+    def __init__(self, topology: Topology, ns: str, frames, *, rounds: int = 1, iface: str = "eth0"):
+        self.sock = topology.raw_socket(ns, iface)
+        self.rounds = rounds
+        with tempfile.NamedTemporaryFile(prefix="tfblast", delete=False) as f:
+            for frame in frames:
+                f.write(struct.pack("!H", len(frame)) + bytes(frame))
+            self.path = f.name
+        self.proc: subprocess.Popen | None = None
+        self.report: dict | None = None
+
+    def start(self) -> "FrameBlaster":
+        fd = self.sock.fileno()
+        self.proc = subprocess.Popen([sys.executable, __file__, "blast", str(fd), self.path, str(self.rounds)],
+                                     pass_fds=[fd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True)
+        return self
+
+    def _collect(self, timeout: float):
+        out, err = self.proc.communicate(timeout=timeout)
+        if self.proc.returncode != 0 or not out.strip():
+            raise AssertionError(f"frame blaster failed (exit {self.proc.returncode}): {err.strip()}")
+        self.report = json.loads(out)
+
+    def wait(self, timeout: float = 60) -> dict:
+        """Waits for the last round; returns {'sent', 'failed', 'seconds'}."""
+        if self.report is None:
+            self._collect(timeout)
+        return self.report
+
+    def stop(self) -> dict:
+        """Stops sending now; returns what was sent, as wait() does."""
+        if self.report is None and self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+            self._collect(10)
+        return self.report
+
+    @property
+    def rate(self) -> float:
+        """Frames per second the child sent."""
+        r = self.report
+        return r["sent"] / r["seconds"] if r and r["seconds"] > 0 else 0.0
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.sock.close()
+        Path(self.path).unlink(missing_ok=True)
+
+
+def _blast(fd: int, path: str, rounds: int):
+    """The child of FrameBlaster: sends the length-prefixed frames of `path` on socket
+    `fd` until `rounds` are done or SIGTERM; prints {'sent', 'failed', 'seconds'}. A send
+    the device refuses (ENOBUFS) is counted as failed, not retried."""
+    data = Path(path).read_bytes()
+    frames, i = [], 0
+    while i < len(data):
+        n = struct.unpack_from("!H", data, i)[0]
+        frames.append(data[i + 2:i + 2 + n])
+        i += 2 + n
+    sock = socket.socket(fileno=fd)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    sent = failed = done = 0
+    started = time.monotonic()
+    send = sock.send
+    while not stopping.is_set() and (rounds == 0 or done < rounds):
+        for frame in frames:
+            try:
+                send(frame)
+                sent += 1
+            except OSError:
+                failed += 1
+            if stopping.is_set():
+                break
+        done += 1
+    print(json.dumps({"sent": sent, "failed": failed, "seconds": time.monotonic() - started}))
+
+
+# -------------------------------------------------------------------- ARP replies late
+
+class DelayedArpReplies:
+    """Makes namespace `ns` answer ARP requests for `address` `delay` seconds late: its
+    kernel's own replies are dropped (block_arp_replies) and a thread sends each reply,
+    from `mac`, when it is due. tc netem would delay them in the kernel, but not every
+    kernel has sch_netem (the development VM's has not)."""
+
+    def __init__(self, topology: Topology, ns: str, address: str, mac: str, delay: float, iface: str = "eth0"):
+        self.ns, self.address, self.mac, self.delay = ns, address, mac, delay
+        self.sock = topology.raw_socket(ns, iface)
+        self.answered = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "DelayedArpReplies":
+        block_arp_replies(self.ns)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        due: list[tuple[float, int, bytes]] = []
+        order = itertools.count()
+        while not self._stop.is_set():
+            timeout = min(0.05, max(0.0, due[0][0] - time.monotonic())) if due else 0.05
+            if select.select([self.sock], [], [], timeout)[0]:
+                frame, source = self.sock.recvfrom(2048)
+                arp = parse_arp(frame) if source[2] != PACKET_OUTGOING else None
+                if arp and arp[0] == 1 and arp[3] == self.address:
+                    _, asker_mac, asker_ip, _ = arp
+                    reply = arp_frame(2, self.mac, self.address, asker_ip, target_mac=asker_mac, eth_dst=asker_mac)
+                    heapq.heappush(due, (time.monotonic() + self.delay, next(order), reply))
+            while due and due[0][0] <= time.monotonic():
+                self.sock.send(heapq.heappop(due)[2])
+                self.answered += 1
+
+    def stop(self):
+        """Back to the kernel's own, immediate replies (requests still waiting are dropped)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+            self._thread = None
+            unblock_arp_replies(self.ns)
+        self.sock.close()
+
+
+# ----------------------------------------------------------------------- kernel drops
+
+def kernel_drops(ns: str) -> dict[str, int]:
+    """What the kernel of namespace `ns` counted as dropped, by counter: every interface's
+    rx and tx drops, and the UDP datagrams it could not deliver, to a full receive buffer
+    or for a bad checksum (InErrors counts both; /proc/net/snmp is per namespace)."""
+    found = {}
+    for link in json.loads(run(["ip", "-s", "-j", "link", "show"], ns=ns).stdout or "[]"):
+        stats = link.get("stats64", {})
+        for direction in ("rx", "tx"):
+            n = stats.get(direction, {}).get("dropped", 0)
+            if n:
+                found[f"{link['ifname']}.{direction}_dropped"] = n
+    lines = [l.split() for l in run(["cat", "/proc/net/snmp"], ns=ns).stdout.splitlines() if l.startswith("Udp:")]
+    if len(lines) == 2:
+        udp = dict(zip(lines[0][1:], (int(v) for v in lines[1][1:])))
+        if udp.get("InErrors"):
+            found["udp.InErrors"] = udp["InErrors"]
+    return found
+
+
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "blast":
+    _blast(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
