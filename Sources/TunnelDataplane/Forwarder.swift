@@ -138,6 +138,9 @@ public enum Forwarder {
             })
 
         let tscHz = EAL.tscHz
+        // Static neighbors' MACs and the first requests before any worker runs: a frame
+        // received at once must find a static next hop resolved, not miss it.
+        control.start(with: initialActions)
         telemetry.markStarted()
         for (index, worker) in controlWorkers.enumerated() {
             let setup = WorkerSetup(
@@ -166,7 +169,6 @@ public enum Forwarder {
             + "\(overlay.neighbors.count) tunnel neighbor(s); pool \(pool.summary); telemetry \(EAL.runtimeDirectory)/dpdk_telemetry.v2, "
             + "control \(server.path)" + (kernel.map { "; kernel neighbor sync on \($0.interface)" } ?? ""))
 
-        control.start(with: initialActions)
         control.run()
 
         rte_eal_mp_wait_lcore()
