@@ -58,6 +58,12 @@ struct ControlCore {
         let agingTicks: UInt64
         var changed = false
         var publishedMs: UInt64 = 0
+        /// How long the last snapshot took to build: learnt changes wait ten times that
+        /// (20 ms at least), so that a remote sending from ever new MACs keeps the control
+        /// core rebuilding a tenth of its time at most, whatever the table's size.
+        var buildMs: UInt64 = 0
+
+        var publishPeriodMs: UInt64 { max(ControlCore.learningPublishPeriodMs, buildMs * 10) }
     }
 
     private static let burst = 32
@@ -67,7 +73,7 @@ struct ControlCore {
     private static let telemetryPeriodMs: UInt64 = 250
     /// Learnt changes are published at most this often: a burst of new MACs costs one
     /// snapshot, not one per MAC.
-    private static let learningPublishPeriodMs: UInt64 = 20
+    static let learningPublishPeriodMs: UInt64 = 20
 
     var localAddress: IPv4Address { overlay.uplink.address.address }
 
@@ -186,14 +192,16 @@ struct ControlCore {
     /// Publishes the learnt changes without waiting for the workers (nobody waits for a
     /// reply); the old snapshot is reclaimed once they have all moved on.
     private mutating func publishLearned(nowMs: UInt64) {
-        guard let state = learning, state.changed, nowMs &- state.publishedMs >= Self.learningPublishPeriodMs else { return }
+        guard let state = learning, state.changed, nowMs &- state.publishedMs >= state.publishPeriodMs else { return }
         _ = publishSnapshot(nowMs: nowMs)
     }
 
     /// Publishes a snapshot of the whole overlay, learnt entries included, for a command
     /// or for learning alike; returns its epoch.
     mutating func publishSnapshot(nowMs: UInt64) -> UInt64 {
+        let started = Clock.milliseconds
         let epoch = publisher.publish(ForwardingSnapshot(overlay.plan()))
+        learning?.buildMs = Clock.milliseconds &- started
         learning?.changed = false
         learning?.publishedMs = nowMs
         countOverlay()
