@@ -5,14 +5,14 @@ uplink's prefix, at most `resolution.max_neighbors` of those no tunnel needs."""
 
 import time
 
-from tfsys import REMOTE_IP, REMOTE_MAC, UPLINK_IP, nonzero, tunnelctl_json, wait_until
+from tfsys import REMOTE_IP, REMOTE_MAC, UPLINK_IP, arp_frame, nonzero, tunnelctl_json, wait_until
 
 EVIL_MAC = "02:66:66:66:66:66"
 
 
 def arp(op: int, eth_dst: str, hwsrc: str, psrc: str, pdst: str, hwdst: str = "00:00:00:00:00:00") -> bytes:
-    from scapy.layers.l2 import ARP, Ether
-    return bytes(Ether(dst=eth_dst, src=REMOTE_MAC) / ARP(op=op, hwsrc=hwsrc, psrc=psrc, hwdst=hwdst, pdst=pdst))
+    """An ARP frame from the remote namespace's MAC, whatever MAC it claims inside."""
+    return arp_frame(op, hwsrc, psrc, pdst, target_mac=hwdst, eth_src=REMOTE_MAC, eth_dst=eth_dst)
 
 
 def test_claims_of_another_mac_for_a_resolved_next_hop_are_probed_not_taken(
