@@ -49,11 +49,6 @@ public enum Netlink {
         }
         return results
     }
-
-    /// `messages(in:)` over an array, or the part of it a `recv` filled.
-    public static func messages(in bytes: ArraySlice<UInt8>) -> [Result<NetlinkMessage, NetlinkParseError>] {
-        bytes.withUnsafeBytes { messages(in: $0) }
-    }
 }
 
 public enum NetlinkParseError: Error, Equatable, Sendable {
