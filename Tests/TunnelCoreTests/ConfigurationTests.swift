@@ -472,6 +472,21 @@ final class ConfigurationTests: XCTestCase {
                     path: "dataplane.max_tunnels", values: ["1", "2 configured tunnels"])
     }
 
+    /// The data-plane tables are 16 384 tunnels and next hops large unless the file says
+    /// otherwise, and a file that does not fit them is refused before DPDK starts.
+    func testTunnelsAndNextHopsBeyondTheDefaultTableSizes() throws {
+        func tunnels(_ n: Int) -> String {
+            "tunnels:\n" + (0..<n).map { "  - { name: t\($0), type: vxlan, remote: 10.0.\(1 + $0 / 250).\(1 + $0 % 250), vni: 1 }\n" }.joined()
+        }
+        let up = "uplink: { port: net_tap1, address: 10.0.0.1/16 }\n"
+        let many = tunnels(16385)
+        assertError(up + many, path: "tunnels", message: "16385 tunnels are more than dataplane.max_tunnels (default 16384)")
+        assertError(up + many + "dataplane: { max_tunnels: 16385 }\n", path: "tunnels",
+                    message: "the tunnels need 16385 next hops, more than dataplane.max_next_hops (default 16384)")
+        assertError(up + tunnels(3) + "dataplane: { burst: 8, max_next_hops: 2 }\n", path: "dataplane.max_next_hops",
+                    message: "2 is less than the 3 next hops the configured tunnels need")
+    }
+
     func testKernelSyncInterfaceName() throws {
         for bad in ["\"\"", "a/b", "\"a b\"", "abcdefghijklmnop"] {
             assertError(base + "kernel_sync: { interface: \(bad) }\n",

@@ -39,8 +39,20 @@ extension Configuration {
         if let node = try top.optional("pending") { pending = try v.pending(node, path: "pending") }
         if let node = try top.optional("learning") { learning = try v.learning(node, path: "learning") }
         if let node = try top.optional("kernel_sync") { kernelSync = try v.kernelSync(node, path: "kernel_sync") }
+        let nextHops = tunnelNextHops.count
         if let node = try top.optional("dataplane") {
-            dataplane = try v.dataplane(node, path: "dataplane", tunnels: tunnels, nextHops: tunnelNextHops.count)
+            dataplane = try v.dataplane(node, path: "dataplane", tunnels: tunnels.count, nextHops: nextHops)
+        }
+        // The data-plane tables have these sizes whether or not the file gives them; a
+        // size it gives was checked against the counts above.
+        if tunnels.count > dataplane.maxTunnels {
+            throw ConfigurationError(
+                path: "tunnels", message: "\(tunnels.count) tunnels are more than dataplane.max_tunnels (default \(dataplane.maxTunnels))")
+        }
+        if nextHops > dataplane.maxNextHops {
+            throw ConfigurationError(
+                path: "tunnels",
+                message: "the tunnels need \(nextHops) next hops, more than dataplane.max_next_hops (default \(dataplane.maxNextHops))")
         }
     }
 
@@ -407,7 +419,7 @@ private struct Validator {
         return KernelSync(interface: name)
     }
 
-    func dataplane(_ node: Node, path: String, tunnels: [Tunnel], nextHops: Int) throws(E) -> DataplaneSettings {
+    func dataplane(_ node: Node, path: String, tunnels: Int, nextHops: Int) throws(E) -> DataplaneSettings {
         let m = try MappingReader(node, path: path, allowed: [
             "burst", "rx_descriptors", "tx_descriptors", "extra_mbufs", "max_tunnels", "max_next_hops",
         ])
@@ -421,14 +433,15 @@ private struct Validator {
             if key == "rx_descriptors" { d.rxDescriptors = n } else { d.txDescriptors = n }
         }
         d.extraMbufs = try m.int("extra_mbufs", 0...16_777_216, default: d.extraMbufs)
-        d.maxTunnels = try m.int("max_tunnels", 1...1_048_576, default: d.maxTunnels)
-        if d.maxTunnels < tunnels.count {
-            throw E(path: m.path("max_tunnels"), message: "\(d.maxTunnels) is less than the \(tunnels.count) configured tunnels")
+        if let n = try m.int("max_tunnels", 1...1_048_576) {
+            guard n >= tunnels else { throw E(path: m.path("max_tunnels"), message: "\(n) is less than the \(tunnels) configured tunnels") }
+            d.maxTunnels = n
         }
-        d.maxNextHops = try m.int("max_next_hops", 1...1_048_576, default: d.maxNextHops)
-        if d.maxNextHops < nextHops {
-            throw E(path: m.path("max_next_hops"),
-                    message: "\(d.maxNextHops) is less than the \(nextHops) next hops the configured tunnels need")
+        if let n = try m.int("max_next_hops", 1...1_048_576) {
+            guard n >= nextHops else {
+                throw E(path: m.path("max_next_hops"), message: "\(n) is less than the \(nextHops) next hops the configured tunnels need")
+            }
+            d.maxNextHops = n
         }
         return d
     }
