@@ -150,43 +150,35 @@ enum YAMLReader {
         return s.string
     }
 
-    /// A plain (unquoted) decimal integer in `range`.
-    static func int(_ node: Node, _ path: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+    /// The text of a plain (unquoted) scalar, for a value that `ValueRules` reads.
+    static func plain(_ node: Node, _ path: String, expected: String) throws(ConfigurationError) -> String {
         guard case .scalar(let s) = node else {
-            throw ConfigurationError(path: path, message: "expected an integer, got \(describe(node))")
+            throw ConfigurationError(path: path, message: "expected \(expected), got \(describe(node))")
         }
         if isNull(node) { throw ConfigurationError(path: path, message: "missing value") }
-        let text = s.string
-        let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
-        guard !isQuoted(s), !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-            throw ConfigurationError(path: path, message: "expected an integer, got \(describe(node))")
+        guard !isQuoted(s) else { throw ConfigurationError(path: path, message: "expected \(expected), got \(describe(node))") }
+        return s.string
+    }
+
+    /// A value read by one of `ValueRules`' rules; its problem is the field's.
+    static func value<T>(_ path: String, _ rule: () throws(ValueRules.Problem) -> T) throws(ConfigurationError) -> T {
+        do {
+            return try rule()
+        } catch {
+            throw ConfigurationError(path: path, message: error.message)
         }
-        guard digits.count == 1 || digits.first != "0" else {
-            throw ConfigurationError(
-                path: path, message: "expected a decimal integer without leading zeros, got \(describe(node))")
-        }
-        guard let value = Int(text), range.contains(value) else {
-            throw ConfigurationError(
-                path: path,
-                message: "\(ConfigurationText.sanitize(text)) is out of range (\(range.lowerBound)..\(range.upperBound))")
-        }
-        return value
+    }
+
+    /// A plain (unquoted) decimal integer in `range`.
+    static func int(_ node: Node, _ path: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        let text = try plain(node, path, expected: "an integer")
+        return try value(path) { () throws(ValueRules.Problem) in try ValueRules.integer(text, in: range) }
     }
 
     /// `true` or `false` (also `True`/`TRUE`/`False`/`FALSE`), unquoted.
     static func bool(_ node: Node, _ path: String) throws(ConfigurationError) -> Bool {
-        guard case .scalar(let s) = node else {
-            throw ConfigurationError(path: path, message: "expected true or false, got \(describe(node))")
-        }
-        if isNull(node) { throw ConfigurationError(path: path, message: "missing value") }
-        if !isQuoted(s) {
-            switch s.string {
-            case "true", "True", "TRUE": return true
-            case "false", "False", "FALSE": return false
-            default: break
-            }
-        }
-        throw ConfigurationError(path: path, message: "expected true or false, got \(describe(node))")
+        let text = try plain(node, path, expected: "true or false")
+        return try value(path) { () throws(ValueRules.Problem) in try ValueRules.boolean(text) }
     }
 
     /// The items of a list.
