@@ -152,11 +152,10 @@ enum YAMLReader {
 
     /// The text of a plain (unquoted) scalar, for a value that `ValueRules` reads.
     static func plain(_ node: Node, _ path: String, expected: String) throws(ConfigurationError) -> String {
-        guard case .scalar(let s) = node else {
+        if isNull(node) { throw ConfigurationError(path: path, message: "missing value") }
+        guard case .scalar(let s) = node, !isQuoted(s) else {
             throw ConfigurationError(path: path, message: "expected \(expected), got \(describe(node))")
         }
-        if isNull(node) { throw ConfigurationError(path: path, message: "missing value") }
-        guard !isQuoted(s) else { throw ConfigurationError(path: path, message: "expected \(expected), got \(describe(node))") }
         return s.string
     }
 

@@ -26,7 +26,7 @@ public enum ControlRequest: Codable, Sendable, Equatable {
 
 /// Reads a command's field with a rule of the configuration file; its problem becomes the
 /// command's one-line refusal, `field: message`, as the file's is `path: message`.
-func field<T>(_ name: String, _ rule: () throws(ValueRules.Problem) -> T) throws(ControlError) -> T {
+private func field<T>(_ name: String, _ rule: () throws(ValueRules.Problem) -> T) throws(ControlError) -> T {
     do {
         return try rule()
     } catch {
