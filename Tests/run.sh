@@ -85,7 +85,7 @@ else
     # one). Leak checking is off there: XCTest itself leaves its test cases allocated at
     # exit; the fuzz targets check for leaks.
     ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-        run_step "unit tests (swift test, ASan)" "$logdir/unit.log" "$swift" test --sanitize=address
+        run_step "unit tests (ASan)" "$logdir/unit.log" "$swift" test --sanitize=address
     # XCTest: "Executed N tests, with M failures"; the last such line is the total.
     line="$(grep -E 'Executed [0-9]+ tests?, with [0-9]+ failures?' "$logdir/unit.log" | tail -n1)"
     if [ -n "$line" ]; then
@@ -145,7 +145,7 @@ for i in "${!steps[@]}"; do
 done
 printf '  unit tests:   %d passed, %d failed\n' "$unit_passed" "$unit_failed"
 printf '  fuzz targets: %d passed, %d failed\n' "$fuzz_passed" "$fuzz_failed"
-[ -f "$logdir/fuzz.log" ] && grep -E '^fuzz [A-Za-z]+: ' "$logdir/fuzz.log" | sed 's/^/    /'
+[ -f "$logdir/fuzz.log" ] && grep -E '^fuzz [A-Za-z]+: (ok|FAILED)' "$logdir/fuzz.log" | sed 's/^/    /'
 printf '  system tests: %d passed, %d failed%s\n' "$sys_passed" "$sys_failed" "${sys_other:+ ($sys_other)}"
 echo "  logs: $logdir"
 total_passed=$((unit_passed + fuzz_passed + sys_passed))
