@@ -42,6 +42,7 @@ packages=(
     iputils-ping      # ping for the demo
     iputils-arping    # ARP requests toward the uplink address
     procps            # pgrep/ps used by the demo and the tests' diagnostics
+    binutils          # objdump and nm for bench/check-hot-loop.sh
     git
     ca-certificates
 )

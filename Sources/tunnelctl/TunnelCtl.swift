@@ -28,6 +28,12 @@ struct TunnelCtl: ParsableCommand {
                 break
             }
         }
+        // Moved after an unknown subcommand, the options would be what the parser
+        // complains about; the subcommand is.
+        if let problem = subcommandProblem(arguments, optionsGiven: !hoisted.isEmpty) {
+            FileHandle.standardError.write(Data("tunnelctl: \(problem)\n".utf8))
+            Foundation.exit(ExitCode.failure.rawValue)
+        }
         do {
             var command = try parseAsRoot(arguments + hoisted)
             try command.run()
@@ -41,6 +47,30 @@ struct TunnelCtl: ParsableCommand {
             Foundation.exit(code == .validationFailure ? ExitCode.failure.rawValue : code.rawValue)
         }
     }
+}
+
+/// Why `arguments` do not start with a subcommand path (`stats`, `tunnel add`), or `nil`.
+/// Without options before it, a missing subcommand is left to the parser (it prints the
+/// help), and so is everything from an option (`--help`) or `help` on.
+func subcommandProblem(_ arguments: [String], optionsGiven: Bool) -> String? {
+    var command: ParsableCommand.Type = TunnelCtl.self
+    var path = ""
+    var rest = arguments[...]
+    while !command.configuration.subcommands.isEmpty {
+        let subcommands = command.configuration.subcommands
+        let expected = "(expected one of: \(subcommands.map { $0._commandName }.joined(separator: ", ")))"
+        guard let word = rest.first else {
+            return optionsGiven ? "missing subcommand\(path) \(expected)" : nil
+        }
+        if word.hasPrefix("-") || word == "help" { return nil }
+        guard let next = subcommands.first(where: { $0._commandName == word }) else {
+            return "unknown subcommand \(ConfigurationText.quote(word))\(path) \(expected)"
+        }
+        command = next
+        path = " of '\(word)'"
+        rest = rest.dropFirst()
+    }
+    return nil
 }
 
 /// Runs a control request and prints its reply; a refused one is one line on stderr and
@@ -75,18 +105,22 @@ struct TunnelCommand: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a tunnel; its next hop is resolved at once.")
         @OptionGroup var target: Target
+        // Numbers and booleans are taken as text and read by the configuration file's
+        // rules (TunnelSpec.parsing), so that tunnelctl refuses what the file refuses, in
+        // its words; a value is the next argument even when it starts with '-'.
         @Argument(help: "Tunnel name (1-32 of A-Z a-z 0-9 _ . -).") var name: String
         @Option(help: "vxlan, geneve or nvgre.") var type: String
         @Option(help: "Remote endpoint IPv4 address.") var remote: String
-        @Option(help: "VNI (VSID for nvgre); also the segment.") var vni: UInt32
-        @Option(name: .customLong("dst-port"), help: "UDP destination port (vxlan, geneve).") var dstPort: UInt16?
-        @Option(help: "Outer TTL (default 64).") var ttl: UInt8?
-        @Option(help: "Outer DF bit: true or false (default true).") var df: Bool?
-        @Option(name: .customLong("flow-id"), help: "NVGRE FlowID (default 0).") var flowID: UInt8?
+        @Option(parsing: .unconditional, help: "VNI 0-16777215 (VSID for nvgre); also the segment.") var vni: String
+        @Option(name: .customLong("dst-port"), parsing: .unconditional, help: "UDP destination port 1-65535 (vxlan, geneve).")
+        var dstPort: String?
+        @Option(parsing: .unconditional, help: "Outer TTL 1-255 (default 64).") var ttl: String?
+        @Option(parsing: .unconditional, help: "Outer DF bit: true or false (default true).") var df: String?
+        @Option(name: .customLong("flow-id"), parsing: .unconditional, help: "NVGRE FlowID 0-255 (default 0).") var flowID: String?
 
         func run() throws {
-            try perform(.tunnelAdd(TunnelSpec(name: name, type: type, remote: remote, vni: vni,
-                                              dstPort: dstPort, ttl: ttl, df: df, flowID: flowID)), target)
+            try perform(.tunnelAdd(TunnelSpec.parsing(name: name, type: type, remote: remote, vni: vni,
+                                                      dstPort: dstPort, ttl: ttl, df: df, flowID: flowID)), target)
         }
     }
 
@@ -106,10 +140,10 @@ struct ForwardingCommand: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The inner-MAC forwarding table: static entries, then learnt ones with the time since their MAC was last seen.")
         @OptionGroup var target: Target
-        @Option(help: "Only this segment.") var segment: UInt32?
+        @Option(parsing: .unconditional, help: "Only this segment.") var segment: String?
 
         func run() throws {
-            try perform(.forwardingShow(segment: segment), target) { reply in
+            try perform(.forwardingShow(segment: segment.map(ControlRequest.segment)), target) { reply in
                 print("SEGMENT   MAC                TUNNEL                            KIND     SEEN(ms ago)")
                 for row in reply.forwarding ?? [] {
                     print(pad(String(row.segment), 9), pad(row.mac, 18), pad(row.tunnel, 33), pad(row.learned ? "learnt" : "static", 8),
@@ -122,20 +156,22 @@ struct ForwardingCommand: ParsableCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Forward an inner MAC of a segment to a tunnel.")
         @OptionGroup var target: Target
-        @Option var segment: UInt32
+        @Option(parsing: .unconditional) var segment: String
         @Option var mac: String
         @Option var tunnel: String
 
-        func run() throws { try perform(.forwardingAdd(segment: segment, mac: mac, tunnel: tunnel), target) }
+        func run() throws {
+            try perform(.forwardingAdd(segment: ControlRequest.segment(segment), mac: mac, tunnel: tunnel), target)
+        }
     }
 
     struct Del: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove an inner-MAC forwarding entry, static or learnt.")
         @OptionGroup var target: Target
-        @Option var segment: UInt32
+        @Option(parsing: .unconditional) var segment: String
         @Option var mac: String
 
-        func run() throws { try perform(.forwardingDelete(segment: segment, mac: mac), target) }
+        func run() throws { try perform(.forwardingDelete(segment: ControlRequest.segment(segment), mac: mac), target) }
     }
 }
 

@@ -182,6 +182,47 @@ final class ConfigurationTests: XCTestCase {
         assertError("uplink:\n  port: a\n bad: b\n", path: "(yaml)", values: ["line 3"])
     }
 
+    /// Yams composes the tree recursively: 5 000 levels overflowed the stack. Deep nesting
+    /// is refused before that, in flow and block style, and through aliases.
+    func testNestingDeeperThan64LevelsIsRefusedBeforeParsing() {
+        let message = "nesting deeper than 64 levels"
+        assertError(base + "access: " + String(repeating: "[", count: 5000) + "\n", path: "(yaml)",
+                    message: message + " (line 2, column 72)")
+        assertError(base + "access: " + String(repeating: "[", count: 5000) + String(repeating: "]", count: 5000) + "\n",
+                    path: "(yaml)", values: [message])
+        let block = (0..<5000).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n")
+        assertError(base + "access:\n" + block + " x\n", path: "(yaml)", values: [message])
+        assertError(base + "access:\n" + String(repeating: "- ", count: 5000) + "x\n", path: "(yaml)", values: [message])
+        assertError(base + "access: " + String(repeating: "{a: ", count: 65) + String(repeating: "}", count: 65) + "\n",
+                    path: "(yaml)", values: [message])
+        // 63 levels under the top-level mapping are 64: allowed (and refused for what they are).
+        assertError(base + "access: " + String(repeating: "[", count: 63) + String(repeating: "]", count: 63) + "\n",
+                    path: "access[0]", values: ["expected a mapping, got a list"])
+        // An alias is as deep as its anchor's node: 40 + 40 levels.
+        let forty = String(repeating: "[", count: 40) + "x" + String(repeating: "]", count: 40)
+        assertError(base + "tunnels: [ &deep \(forty) ]\nflood: [ \(String(repeating: "[", count: 39)) *deep \(String(repeating: "]", count: 39)) ]\n",
+                    path: "(yaml)", values: [message])
+        // A syntax error within the bound is still Yams's to describe.
+        assertError(base + "access: [[[ a, b\n", path: "(yaml)", values: ["line"])
+    }
+
+    /// Aliases are shared, not copied, so a "billion laughs" document is small once composed,
+    /// and refused for the field it is in.
+    func testBillionLaughsIsRefusedForItsField() {
+        var laughs = "[&a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"
+        var previous = "a"
+        for anchor in "bcdefghi" {
+            laughs += ", &\(anchor) [" + Array(repeating: "*\(previous)", count: 9).joined(separator: ", ") + "]"
+            previous = String(anchor)
+        }
+        laughs += "]"
+        let start = Date()
+        assertError(base + "kernel_sync: { interface: \(laughs) }\n", path: "kernel_sync.interface",
+                    message: "expected a string, got a list")
+        assertError(base + "tunnels: [ { name: *i } ]\n", path: "(yaml)", values: ["undefined alias"])
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+    }
+
     func testTopLevelMustBeAMapping() {
         assertError("- a\n- b\n", path: "", values: ["expected a mapping", "a list"])
         assertError("hello\n", path: "", values: ["'hello'"])
@@ -433,6 +474,21 @@ final class ConfigurationTests: XCTestCase {
                     path: "dataplane.max_tunnels", values: ["1", "2 configured tunnels"])
     }
 
+    /// The data-plane tables are 16 384 tunnels and next hops large unless the file says
+    /// otherwise, and a file that does not fit them is refused before DPDK starts.
+    func testTunnelsAndNextHopsBeyondTheDefaultTableSizes() throws {
+        func tunnels(_ n: Int) -> String {
+            "tunnels:\n" + (0..<n).map { "  - { name: t\($0), type: vxlan, remote: 10.0.\(1 + $0 / 250).\(1 + $0 % 250), vni: 1 }\n" }.joined()
+        }
+        let up = "uplink: { port: net_tap1, address: 10.0.0.1/16 }\n"
+        let many = tunnels(16385)
+        assertError(up + many, path: "tunnels", message: "16385 tunnels are more than dataplane.max_tunnels (default 16384)")
+        assertError(up + many + "dataplane: { max_tunnels: 16385 }\n", path: "tunnels",
+                    message: "the tunnels need 16385 next hops, more than dataplane.max_next_hops (default 16384)")
+        assertError(up + tunnels(3) + "dataplane: { burst: 8, max_next_hops: 2 }\n", path: "dataplane.max_next_hops",
+                    message: "2 is less than the 3 next hops the configured tunnels need")
+    }
+
     func testKernelSyncInterfaceName() throws {
         for bad in ["\"\"", "a/b", "\"a b\"", "abcdefghijklmnop"] {
             assertError(base + "kernel_sync: { interface: \(bad) }\n",
@@ -476,6 +532,13 @@ final class ConfigurationTests: XCTestCase {
             XCTAssertFalse(error.description.contains(where: \.isNewline))
             XCTAssertTrue(error.description.contains(missing), error.description)
             XCTAssertTrue(error.description.contains("No such file"), error.description)
+        }
+        try Data([0x75, 0x70, 0x3A, 0x20, 0xFF, 0xFE, 0x0A]).write(to: url)
+        do {
+            _ = try Configuration(contentsOfFile: url.path)
+            XCTFail("expected an error for text that is not UTF-8")
+        } catch {
+            XCTAssertEqual(error.description, "cannot read configuration file '\(url.path)': not valid UTF-8 text")
         }
         do {
             _ = try Configuration(contentsOfFile: FileManager.default.temporaryDirectory.path)

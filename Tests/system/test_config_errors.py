@@ -78,6 +78,40 @@ def test_missing_configuration_file(tmp_path):
         remove_dpdk_leftovers(prefix)
 
 
+def many_tunnels(n: int) -> str:
+    """A configuration with `n` VXLAN tunnels, each to a remote (next hop) of its own."""
+    items = [f"  - {{ name: t{i}, type: vxlan, remote: 10.0.{1 + i // 250}.{1 + i % 250}, vni: 42 }}" for i in range(n)]
+    return "uplink: { port: net_null0, address: 10.0.0.1/16 }\ntunnels:\n" + "\n".join(items) + "\n"
+
+
+# (test id, the configuration, the line's field path and message start)
+CHECK_REFUSALS = [
+    ("nested_5000_deep", VALID.replace("flood: [ { segment: 42, tunnels: [t1] } ]", "flood: " + "[" * 5000),
+     "(yaml)", "nesting deeper than 64 levels"),
+    ("more_tunnels_than_the_default_table", many_tunnels(16385),
+     "tunnels", "16385 tunnels are more than dataplane.max_tunnels (default 16384)"),
+]
+
+
+@pytest.mark.parametrize("case", CHECK_REFUSALS, ids=[c[0] for c in CHECK_REFUSALS])
+def test_check_refuses_what_crashed_it_or_failed_after_eal(case, tmp_path):
+    """--check refuses, in one line naming the field, a file nested 5 000 deep (which
+    crashed the parser with SIGSEGV) and more tunnels than the default table holds (which
+    passed --check and failed only after EAL had started)."""
+    name, text, field, message = case
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(text)
+    prefix = unique_tag()
+    try:
+        p = run_tunnelfwd(config, prefix, "--check")
+        lines = [l for l in p.stderr.splitlines() if l.strip()]
+        assert p.returncode == 1, f"exit {p.returncode}\nstderr: {p.stderr[-2000:]}"
+        assert len(lines) == 1 and lines[0].startswith(f"tunnelfwd: {config}: {field}: {message}"), p.stderr[-2000:]
+        assert p.stdout == "" and not dpdk_leftovers(prefix)
+    finally:
+        remove_dpdk_leftovers(prefix)
+
+
 @pytest.mark.parametrize("path", ["deploy/demo.yaml", "deploy/pci-nic.yaml", "TEST_VALID"])
 def test_check_accepts_valid_configurations_without_starting_dpdk(path, tmp_path):
     """--check validates and exits 0 without touching DPDK; the shipped examples pass."""

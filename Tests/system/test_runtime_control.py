@@ -63,6 +63,19 @@ REFUSED = [
     (["forwarding", "add", "--segment", "42", "--mac", "zz", "--tunnel", "t1"], "mac: 'zz'"),
     (["forwarding", "add", "--segment", "42", "--mac", VX_MAC, "--tunnel", "t1"], "already forwards"),
     (["forwarding", "del", "--segment", "42", "--mac", "02:00:00:00:42:99"], "no forwarding entry"),
+    # Values the configuration file refuses, refused in its words.
+    (["tunnel", "add", "tx", "--type", "vxlan", "--remote", "192.168.50.3", "--vni", "42", "--dst-port", "0"],
+     "dst_port: 0 is out of range (1..65535)"),
+    (["tunnel", "add", "tx", "--type", "vxlan", "--remote", "192.168.50.3", "--vni", "42", "--ttl", "256"],
+     "ttl: 256 is out of range (1..255)"),
+    (["tunnel", "add", "tx", "--type", "vxlan", "--remote", "192.168.50.3", "--vni", "-1"],
+     "vni: -1 is out of range (0..16777215)"),
+    (["tunnel", "add", "tx", "--type", "vxlan", "--remote", "192.168.50.3", "--vni", "42", "--df", "maybe"],
+     "df: expected true or false, got 'maybe'"),
+    (["tunnel", "add", "tx", "--type", "vxlan", "--remote", "192.168.50.3", "--vni", "42", "--flow-id", "3"],
+     "flow_id: flow_id 3 is only allowed for nvgre, not vxlan"),
+    (["bogus"], "unknown subcommand 'bogus' (expected one of: stats, ports, tunnel, forwarding, neighbor, pending)"),
+    (["tunnel", "bogus"], "unknown subcommand 'bogus' of 'tunnel' (expected one of: add, del)"),
 ]
 
 

@@ -40,8 +40,20 @@ extension Configuration {
         if let node = try top.optional("learning") { learning = try v.learning(node, path: "learning") }
         if let node = try top.optional("kernel_sync") { kernelSync = try v.kernelSync(node, path: "kernel_sync") }
         if let node = try top.optional("decapsulation") { decapsulation = try v.decapsulation(node, path: "decapsulation") }
+        let nextHops = tunnelNextHops.count
         if let node = try top.optional("dataplane") {
-            dataplane = try v.dataplane(node, path: "dataplane", tunnels: tunnels, nextHops: tunnelNextHops.count)
+            dataplane = try v.dataplane(node, path: "dataplane", tunnels: tunnels.count, nextHops: nextHops)
+        }
+        // The data-plane tables have these sizes whether or not the file gives them; a
+        // size it gives was checked against the counts above.
+        if tunnels.count > dataplane.maxTunnels {
+            throw ConfigurationError(
+                path: "tunnels", message: "\(tunnels.count) tunnels are more than dataplane.max_tunnels (default \(dataplane.maxTunnels))")
+        }
+        if nextHops > dataplane.maxNextHops {
+            throw ConfigurationError(
+                path: "tunnels",
+                message: "the tunnels need \(nextHops) next hops, more than dataplane.max_next_hops (default \(dataplane.maxNextHops))")
         }
     }
 
@@ -108,7 +120,6 @@ private struct Validator {
     var tunnelsByName: [String: (index: Int, tunnel: Tunnel)] = [:]
 
     typealias E = ConfigurationError
-    static let vniRange = 0...Int(VNI.max)
 
     // MARK: Scalars with a meaning
 
@@ -128,19 +139,13 @@ private struct Validator {
     }
 
     func parseVNI(_ node: Node, _ path: String) throws(E) -> VNI {
-        if case .scalar(let s) = node, !YAMLReader.isQuoted(s), let v = Int(s.string), v > VNI.max,
-           !(s.string.count > 1 && s.string.first == "0") {
-            throw E(path: path, message: "\(v) is over the 24-bit maximum \(VNI.max)")
-        }
-        return VNI(UInt32(try YAMLReader.int(node, path, Validator.vniRange)))!
+        let text = try YAMLReader.plain(node, path, expected: "an integer")
+        return try YAMLReader.value(path) { () throws(ValueRules.Problem) in try ValueRules.vni(text) }
     }
 
     func parseAddress(_ node: Node, _ path: String) throws(E) -> IPv4Address {
         let text = try YAMLReader.string(node, path, expected: "an IPv4 address")
-        guard let a = IPv4Address(text) else {
-            throw E(path: path, message: "\(ConfigurationText.quote(text)) is not a valid IPv4 address")
-        }
-        return a
+        return try YAMLReader.value(path) { () throws(ValueRules.Problem) in try ValueRules.ipv4Address(text) }
     }
 
     /// A unicast address a host can have: not 0.0.0.0, loopback, multicast or broadcast,
@@ -149,13 +154,11 @@ private struct Validator {
         if let problem = TunnelRules.hostAddressProblem(a, in: prefix) { throw E(path: path, message: problem) }
     }
 
-    func parseMAC(_ node: Node, _ path: String, unicast: Bool) throws(E) -> MACAddress {
+    /// A unicast MAC address.
+    func parseMAC(_ node: Node, _ path: String) throws(E) -> MACAddress {
         let text = try YAMLReader.string(node, path, expected: "a MAC address")
-        guard let m = MACAddress(text) else {
-            throw E(path: path, message: "\(ConfigurationText.quote(text)) is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)")
-        }
-        if unicast && m == .zero { throw E(path: path, message: "\(m) is the all-zero MAC address") }
-        if unicast && m.isMulticast { throw E(path: path, message: "\(m) is a multicast MAC address") }
+        let m = try YAMLReader.value(path) { () throws(ValueRules.Problem) in try ValueRules.macAddress(text) }
+        guard ValueRules.isUnicast(m) else { throw E(path: path, message: ValueRules.notUnicastMessage(m)) }
         return m
     }
 
@@ -241,9 +244,9 @@ private struct Validator {
             let tunnel = Tunnel(
                 name: name, type: type, remote: try parseAddress(m.required("remote"), m.path("remote")),
                 vni: try parseVNI(m.required("vni"), m.path("vni")),
-                destinationPort: try m.int("dst_port", 1...65535).map(UInt16.init),
-                ttl: UInt8(try m.int("ttl", 1...255, default: 64)), dontFragment: try m.bool("df") ?? true,
-                flowID: UInt8(try m.int("flow_id", 0...255, default: 0)))
+                destinationPort: try m.int("dst_port", TunnelRules.dstPortRange).map(UInt16.init),
+                ttl: UInt8(try m.int("ttl", TunnelRules.ttlRange, default: 64)), dontFragment: try m.bool("df") ?? true,
+                flowID: UInt8(try m.int("flow_id", TunnelRules.flowIDRange, default: 0)))
             // The same rules, in the same words, as tunnels added at run time.
             if let problem = TunnelRules.problem(with: tunnel, uplink: uplink) ?? TunnelRules.portProblem(tunnel, among: result) {
                 throw E(path: m.path(problem.field), message: problem.message)
@@ -282,7 +285,7 @@ private struct Validator {
             let p = YAMLReader.item(path, i)
             let m = try MappingReader(node, path: p, allowed: ["segment", "mac", "tunnel"])
             let segment = try parseVNI(m.required("segment"), m.path("segment"))
-            let mac = try parseMAC(m.required("mac"), m.path("mac"), unicast: true)
+            let mac = try parseMAC(m.required("mac"), m.path("mac"))
             if let j = seen[Key(segment: segment, mac: mac)] {
                 throw E(path: m.path("mac"),
                         message: "duplicate entry for segment \(segment), mac \(mac) (also \(YAMLReader.item(path, j)))")
@@ -345,7 +348,7 @@ private struct Validator {
                 throw E(path: ap, message: "duplicate neighbor \(address) (also \(YAMLReader.item(path, j)))")
             }
             seen[address] = i
-            let mac = try parseMAC(m.required("mac"), m.path("mac"), unicast: true)
+            let mac = try parseMAC(m.required("mac"), m.path("mac"))
             result.append(StaticNeighbor(address: address, mac: mac))
         }
         return result
@@ -423,7 +426,7 @@ private struct Validator {
         return KernelSync(interface: name)
     }
 
-    func dataplane(_ node: Node, path: String, tunnels: [Tunnel], nextHops: Int) throws(E) -> DataplaneSettings {
+    func dataplane(_ node: Node, path: String, tunnels: Int, nextHops: Int) throws(E) -> DataplaneSettings {
         let m = try MappingReader(node, path: path, allowed: [
             "burst", "rx_descriptors", "tx_descriptors", "extra_mbufs", "max_tunnels", "max_next_hops",
         ])
@@ -437,14 +440,15 @@ private struct Validator {
             if key == "rx_descriptors" { d.rxDescriptors = n } else { d.txDescriptors = n }
         }
         d.extraMbufs = try m.int("extra_mbufs", 0...16_777_216, default: d.extraMbufs)
-        d.maxTunnels = try m.int("max_tunnels", 1...1_048_576, default: d.maxTunnels)
-        if d.maxTunnels < tunnels.count {
-            throw E(path: m.path("max_tunnels"), message: "\(d.maxTunnels) is less than the \(tunnels.count) configured tunnels")
+        if let n = try m.int("max_tunnels", 1...1_048_576) {
+            guard n >= tunnels else { throw E(path: m.path("max_tunnels"), message: "\(n) is less than the \(tunnels) configured tunnels") }
+            d.maxTunnels = n
         }
-        d.maxNextHops = try m.int("max_next_hops", 1...1_048_576, default: d.maxNextHops)
-        if d.maxNextHops < nextHops {
-            throw E(path: m.path("max_next_hops"),
-                    message: "\(d.maxNextHops) is less than the \(nextHops) next hops the configured tunnels need")
+        if let n = try m.int("max_next_hops", 1...1_048_576) {
+            guard n >= nextHops else {
+                throw E(path: m.path("max_next_hops"), message: "\(n) is less than the \(nextHops) next hops the configured tunnels need")
+            }
+            d.maxNextHops = n
         }
         return d
     }

@@ -22,11 +22,11 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable, Sen
     }
 }
 
-/// Text helpers shared by the parser and the validator.
-enum ConfigurationText {
+/// Text helpers shared by the parser, the validator and tunnelctl's messages.
+public enum ConfigurationText {
     /// A user-supplied value made safe for a one-line message: control characters are
     /// escaped and very long values are shortened.
-    static func sanitize(_ text: String, limit: Int = 80) -> String {
+    public static func sanitize(_ text: String, limit: Int = 80) -> String {
         var out = ""
         var count = 0
         for scalar in text.unicodeScalars {
@@ -55,5 +55,5 @@ enum ConfigurationText {
     }
 
     /// `'value'`, sanitized.
-    static func quote(_ text: String) -> String { "'" + sanitize(text) + "'" }
+    public static func quote(_ text: String) -> String { "'" + sanitize(text) + "'" }
 }

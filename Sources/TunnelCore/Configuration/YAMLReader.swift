@@ -1,10 +1,18 @@
+// Yams's own libyaml (Yams depends on it; it is not a product of its own), for its event
+// parser: see `checkNesting`.
+internal import CYaml
 import Yams
 
 /// Typed access to a composed YAML node tree, with the path of every value, so that
 /// each error names the field it is about. Unknown and duplicate keys are rejected.
 enum YAMLReader {
+    /// How deep collections may nest, an alias counting as deep as what it stands for.
+    /// The deepest valid configuration nests 4 deep.
+    static let maxNesting = 64
+
     /// Parses `yaml` into a node tree; `nil` for an empty document.
     static func compose(_ yaml: String) throws(ConfigurationError) -> Node? {
+        try checkNesting(yaml)
         do {
             return try Yams.compose(yaml: yaml)
         } catch let error as YamlError {
@@ -12,6 +20,66 @@ enum YAMLReader {
         } catch {
             throw ConfigurationError(
                 path: "(yaml)", message: ConfigurationText.sanitize(String(describing: error), limit: 200))
+        }
+    }
+
+    /// Refuses a document nested deeper than `maxNesting` before Yams composes it: Yams
+    /// builds (and frees) the node tree recursively, and a file nested some thousands
+    /// deep overflowed the stack. libyaml's event parser keeps its own stack, so this
+    /// walk does not recurse. A syntax error ends the walk, for `compose` to report it
+    /// in Yams's words: Yams meets it at the same place, no deeper.
+    static func checkNesting(_ yaml: String) throws(ConfigurationError) {
+        var text = yaml
+        let tooDeep = text.withUTF8 { firstTooDeep(in: $0) }
+        if let mark = tooDeep {
+            throw ConfigurationError(
+                path: "(yaml)",
+                message: "nesting deeper than \(maxNesting) levels (line \(mark.line + 1), column \(mark.column + 1))")
+        }
+    }
+
+    /// Where the document first nests deeper than `maxNesting`, or `nil`.
+    private static func firstTooDeep(in bytes: UnsafeBufferPointer<UInt8>) -> yaml_mark_t? {
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else { return nil }
+        defer { yaml_parser_delete(&parser) }
+        yaml_parser_set_input_string(&parser, bytes.baseAddress, bytes.count)
+        yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
+        // Per open collection, the height of its tallest child so far; per anchor, the
+        // height of its node (a scalar 0, a collection 1 more than its tallest child).
+        var open: [(anchor: String?, tallest: Int)] = []
+        var heights: [String: Int] = [:]
+        func child(height: Int) {
+            if !open.isEmpty { open[open.count - 1].tallest = max(open[open.count - 1].tallest, height) }
+        }
+        func name(_ anchor: UnsafeMutablePointer<yaml_char_t>?) -> String? {
+            anchor.map { String(cString: $0) }
+        }
+        while true {
+            var event = yaml_event_t()
+            guard yaml_parser_parse(&parser, &event) == 1 else { return nil }
+            defer { yaml_event_delete(&event) }
+            switch event.type {
+            case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
+                let anchor = event.type == YAML_SEQUENCE_START_EVENT
+                    ? event.data.sequence_start.anchor : event.data.mapping_start.anchor
+                open.append((name(anchor), 0))
+                if open.count > maxNesting { return event.start_mark }
+            case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+                let closed = open.removeLast()
+                if let anchor = closed.anchor { heights[anchor] = closed.tallest + 1 }
+                child(height: closed.tallest + 1)
+            case YAML_SCALAR_EVENT:
+                if let anchor = name(event.data.scalar.anchor) { heights[anchor] = 0 }
+            case YAML_ALIAS_EVENT:
+                let height = name(event.data.alias.anchor).flatMap { heights[$0] } ?? 0
+                if open.count + height > maxNesting { return event.start_mark }
+                child(height: height)
+            case YAML_STREAM_END_EVENT:
+                return nil
+            default:
+                break
+            }
         }
     }
 
@@ -82,43 +150,34 @@ enum YAMLReader {
         return s.string
     }
 
+    /// The text of a plain (unquoted) scalar, for a value that `ValueRules` reads.
+    static func plain(_ node: Node, _ path: String, expected: String) throws(ConfigurationError) -> String {
+        if isNull(node) { throw ConfigurationError(path: path, message: "missing value") }
+        guard case .scalar(let s) = node, !isQuoted(s) else {
+            throw ConfigurationError(path: path, message: "expected \(expected), got \(describe(node))")
+        }
+        return s.string
+    }
+
+    /// A value read by one of `ValueRules`' rules; its problem is the field's.
+    static func value<T>(_ path: String, _ rule: () throws(ValueRules.Problem) -> T) throws(ConfigurationError) -> T {
+        do {
+            return try rule()
+        } catch {
+            throw ConfigurationError(path: path, message: error.message)
+        }
+    }
+
     /// A plain (unquoted) decimal integer in `range`.
     static func int(_ node: Node, _ path: String, _ range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
-        guard case .scalar(let s) = node else {
-            throw ConfigurationError(path: path, message: "expected an integer, got \(describe(node))")
-        }
-        if isNull(node) { throw ConfigurationError(path: path, message: "missing value") }
-        let text = s.string
-        let digits = text.hasPrefix("-") ? text.dropFirst() : Substring(text)
-        guard !isQuoted(s), !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-            throw ConfigurationError(path: path, message: "expected an integer, got \(describe(node))")
-        }
-        guard digits.count == 1 || digits.first != "0" else {
-            throw ConfigurationError(
-                path: path, message: "expected a decimal integer without leading zeros, got \(describe(node))")
-        }
-        guard let value = Int(text), range.contains(value) else {
-            throw ConfigurationError(
-                path: path,
-                message: "\(ConfigurationText.sanitize(text)) is out of range (\(range.lowerBound)..\(range.upperBound))")
-        }
-        return value
+        let text = try plain(node, path, expected: "an integer")
+        return try value(path) { () throws(ValueRules.Problem) in try ValueRules.integer(text, in: range) }
     }
 
     /// `true` or `false` (also `True`/`TRUE`/`False`/`FALSE`), unquoted.
     static func bool(_ node: Node, _ path: String) throws(ConfigurationError) -> Bool {
-        guard case .scalar(let s) = node else {
-            throw ConfigurationError(path: path, message: "expected true or false, got \(describe(node))")
-        }
-        if isNull(node) { throw ConfigurationError(path: path, message: "missing value") }
-        if !isQuoted(s) {
-            switch s.string {
-            case "true", "True", "TRUE": return true
-            case "false", "False", "FALSE": return false
-            default: break
-            }
-        }
-        throw ConfigurationError(path: path, message: "expected true or false, got \(describe(node))")
+        let text = try plain(node, path, expected: "true or false")
+        return try value(path) { () throws(ValueRules.Problem) in try ValueRules.boolean(text) }
     }
 
     /// The items of a list.

@@ -13,11 +13,24 @@ public enum ControlRequest: Codable, Sendable, Equatable {
 
     /// The segment and inner MAC of a forwarding command; the error is a one-line reason.
     public static func forwardingKey(segment: UInt32, mac: String) throws(ControlError) -> (VNI, MACAddress) {
-        guard let vni = VNI(segment) else { throw ControlError("segment: \(segment) is over the 24-bit maximum \(VNI.max)") }
-        guard let address = MACAddress(mac) else {
-            throw ControlError("mac: '\(mac)' is not a valid MAC address (expected aa:bb:cc:dd:ee:ff)")
-        }
-        return (vni, address)
+        if let problem = ValueRules.vniProblem(Int(segment)) { throw ControlError("segment: " + problem) }
+        let address = try field("mac") { () throws(ValueRules.Problem) in try ValueRules.macAddress(mac) }
+        return (VNI(segment)!, address)
+    }
+
+    /// A segment as tunnelctl's `--segment` gives it: text, read as the file reads a VNI.
+    public static func segment(_ text: String) throws(ControlError) -> UInt32 {
+        try field("segment") { () throws(ValueRules.Problem) in try ValueRules.vni(text).rawValue }
+    }
+}
+
+/// Reads a command's field with a rule of the configuration file; its problem becomes the
+/// command's one-line refusal, `field: message`, as the file's is `path: message`.
+private func field<T>(_ name: String, _ rule: () throws(ValueRules.Problem) -> T) throws(ControlError) -> T {
+    do {
+        return try rule()
+    } catch {
+        throw ControlError("\(name): \(error.message)")
     }
 }
 
@@ -45,15 +58,35 @@ public struct TunnelSpec: Codable, Sendable, Equatable {
         self.flowID = flowID
     }
 
+    /// A tunnel as tunnelctl's options give it, all text: the numbers and the boolean are
+    /// read as the configuration file reads them, and refused in its words.
+    public static func parsing(name: String, type: String, remote: String, vni: String, dstPort: String?,
+                               ttl: String?, df: String?, flowID: String?) throws(ControlError) -> TunnelSpec {
+        func integer(_ text: String?, _ name: String, _ range: ClosedRange<Int>) throws(ControlError) -> Int? {
+            guard let text else { return nil }
+            return try field(name) { () throws(ValueRules.Problem) in try ValueRules.integer(text, in: range) }
+        }
+        return TunnelSpec(
+            name: name, type: type, remote: remote,
+            vni: try field("vni") { () throws(ValueRules.Problem) in try ValueRules.vni(vni).rawValue },
+            dstPort: try integer(dstPort, "dst_port", TunnelRules.dstPortRange).map(UInt16.init),
+            ttl: try integer(ttl, "ttl", TunnelRules.ttlRange).map(UInt8.init),
+            df: try df.map { text throws(ControlError) in
+                try field("df") { () throws(ValueRules.Problem) in try ValueRules.boolean(text) }
+            },
+            flowID: try integer(flowID, "flow_id", TunnelRules.flowIDRange).map(UInt8.init))
+    }
+
     /// The tunnel, or a one-line reason naming the field. The checks that involve the
-    /// uplink and other tunnels are the overlay's (`TunnelRules`).
+    /// uplink and other tunnels, and the ranges of the port and the TTL, are the
+    /// overlay's (`TunnelRules`), as they are the file's.
     public func tunnel() throws(ControlError) -> Tunnel {
         guard let type = EncapsulationType(rawValue: type) else {
             throw ControlError("type: " + TunnelRules.unknownTypeMessage(self.type))
         }
-        guard let remote = IPv4Address(remote) else { throw ControlError("remote: '\(self.remote)' is not a valid IPv4 address") }
-        guard let vni = VNI(vni) else { throw ControlError("vni: \(self.vni) is over the 24-bit maximum \(VNI.max)") }
-        return Tunnel(name: name, type: type, remote: remote, vni: vni, destinationPort: dstPort,
+        let remote = try field("remote") { () throws(ValueRules.Problem) in try ValueRules.ipv4Address(self.remote) }
+        if let problem = ValueRules.vniProblem(Int(vni)) { throw ControlError("vni: " + problem) }
+        return Tunnel(name: name, type: type, remote: remote, vni: VNI(vni)!, destinationPort: dstPort,
                       ttl: ttl ?? 64, dontFragment: df ?? true, flowID: flowID ?? 0)
     }
 }

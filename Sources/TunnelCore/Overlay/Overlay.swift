@@ -126,7 +126,7 @@ public struct Overlay: Sendable {
     public mutating func addForwarding(segment: VNI, mac: MACAddress, tunnel name: String) throws(OverlayError) {
         guard let tunnel = tunnel(named: name) else { throw .unknownTunnel(name) }
         guard tunnel.vni == segment else { throw .segmentMismatch(tunnel: name, vni: tunnel.vni, segment: segment) }
-        guard !mac.isMulticast, mac != .zero else { throw .invalidMAC(mac) }
+        guard ValueRules.isUnicast(mac) else { throw .invalidMAC(mac) }
         let key = MACKey(segment: segment, mac: mac)
         if let existing = forwarding[key] { throw .duplicateForwarding(segment: segment, mac: mac, tunnel: existing) }
         forwarding[key] = name
@@ -212,13 +212,13 @@ public enum OverlayError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .duplicateTunnel(let n): "a tunnel named '\(n)' already exists"
-        case .unknownTunnel(let n): "no tunnel named '\(n)'"
-        case .invalidTunnel(let n, let why): "tunnel '\(n)': \(why)"
+        case .duplicateTunnel(let n): "a tunnel named \(ConfigurationText.quote(n)) already exists"
+        case .unknownTunnel(let n): "no tunnel named \(ConfigurationText.quote(n))"
+        case .invalidTunnel(let n, let why): "tunnel \(ConfigurationText.quote(n)): \(why)"
         case .nextHopTableFull(let a): "next hop \(a): the next-hop table is full (dataplane.max_next_hops)"
         case .tunnelTableFull(let n): "there are \(n) tunnels already, the most dataplane.max_tunnels allows"
         case .segmentMismatch(let n, let vni, let s): "tunnel '\(n)' carries vni \(vni), not segment \(s)"
-        case .invalidMAC(let m): "mac: \(m) is not a unicast MAC address"
+        case .invalidMAC(let m): "mac: " + ValueRules.notUnicastMessage(m)
         case .duplicateForwarding(let s, let m, let t): "segment \(s) already forwards \(m) to tunnel '\(t)'"
         case .unknownForwarding(let s, let m): "segment \(s) has no forwarding entry for \(m)"
         }

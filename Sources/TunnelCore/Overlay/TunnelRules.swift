@@ -11,6 +11,9 @@ public enum TunnelRules {
     }
 
     public static let maxNameLength = 32
+    public static let dstPortRange = 1...65535
+    public static let ttlRange = 1...255
+    public static let flowIDRange = 0...255
 
     public static func isValidName(_ name: String) -> Bool {
         (1...maxNameLength).contains(name.unicodeScalars.count) && name.unicodeScalars.allSatisfy { c in
@@ -50,16 +53,21 @@ public enum TunnelRules {
     }
 
     /// The first problem of a tunnel on its own (not against other tunnels), or `nil`.
+    /// The file reads `dst_port` and `ttl` within their ranges; a runtime command's
+    /// numbers are checked here, in the same words.
     public static func problem(with tunnel: Tunnel, uplink: Uplink) -> Problem? {
         if let p = nameProblem(tunnel.name) { return Problem(field: "name", message: p) }
         if let p = remoteProblem(tunnel.remote, uplink: uplink) { return Problem(field: "remote", message: p) }
+        if let port = tunnel.destinationPort, let p = ValueRules.rangeProblem(Int(port), dstPortRange) {
+            return Problem(field: "dst_port", message: p)
+        }
+        if let p = ValueRules.rangeProblem(Int(tunnel.ttl), ttlRange) { return Problem(field: "ttl", message: p) }
         if tunnel.type == .nvgre, let port = tunnel.destinationPort {
             return Problem(field: "dst_port", message: "dst_port \(port) is not allowed for nvgre (NVGRE has no UDP header)")
         }
         if tunnel.type != .nvgre, tunnel.flowID != 0 {
             return Problem(field: "flow_id", message: "flow_id \(tunnel.flowID) is only allowed for nvgre, not \(tunnel.type.rawValue)")
         }
-        if tunnel.ttl == 0 { return Problem(field: "ttl", message: "0 is out of range (1..255)") }
         return nil
     }
 

@@ -1,0 +1,63 @@
+import TunnelCore
+
+/// The small forwarder every target works against: an uplink 192.168.50.1/24 with a
+/// gateway, two access ports (port 1 takes VLAN 100), tunnels of the three formats to
+/// 192.168.50.2 (the peer of the committed corpus), one on its own UDP port, one through
+/// the gateway, static and flooded entries, and a learnt table of four. Built once
+/// through the real configuration parser.
+public struct World: Sendable {
+    public static let yaml = """
+        uplink: { port: uplink0, address: 192.168.50.1/24, gateway: 192.168.50.254 }
+        access:
+          - { port: access0, segment: 42 }
+          - { port: access1, segment: 43, vlan: 100 }
+        tunnels:
+          - { name: vx, type: vxlan, remote: 192.168.50.2, vni: 42 }
+          - { name: gnv, type: geneve, remote: 192.168.50.2, vni: 42 }
+          - { name: gre, type: nvgre, remote: 192.168.50.2, vni: 42, flow_id: 7 }
+          - { name: alt, type: vxlan, remote: 192.168.50.3, vni: 43, dst_port: 8472, ttl: 9, df: false }
+          - { name: far, type: geneve, remote: 10.9.9.9, vni: 43 }
+        forwarding:
+          - { segment: 42, mac: "02:00:00:00:42:02", tunnel: vx }
+          - { segment: 43, mac: "02:00:00:00:43:03", tunnel: alt }
+        flood:
+          - { segment: 42, tunnels: [vx, gnv, gre] }
+          - { segment: 43, tunnels: [alt, far] }
+        neighbors:
+          - { address: 192.168.50.254, mac: "02:00:00:00:00:fe" }
+        learning: { max_entries: 4 }
+
+        """
+
+    public static let localMAC = MACAddress(0x02, 0, 0, 0, 0, 0x01)
+    /// DPDK port ids of the access ports, in configuration order.
+    public static let accessPortIDs: [UInt16] = [0, 1]
+
+    public let configuration: Configuration
+    public let overlay: Overlay
+    /// The resolver with every tunnel neighbor attached at time 0 (and the static one
+    /// known), as the control core starts it.
+    public let resolver: NeighborResolver
+    public let snapshot: ForwardingSnapshot
+
+    public var local: IPv4Address { configuration.uplink.address.address }
+
+    public init() {
+        do {
+            configuration = try Configuration(yaml: Self.yaml)
+            overlay = try Overlay(configuration: configuration, localMAC: Self.localMAC,
+                                  accessPortIDs: Self.accessPortIDs, nowMs: 0)
+        } catch {
+            fatalError("the fuzzing world does not build: \(error)")
+        }
+        var resolver = NeighborResolver(settings: configuration.resolution, uplink: configuration.uplink.address, nowMs: 0)
+        for neighbor in configuration.neighbors {
+            _ = resolver.addStatic(neighbor.address, mac: neighbor.mac, nowMs: 0)
+        }
+        for entry in overlay.neighbors.entries.values {
+            _ = resolver.attach(entry.address, id: entry.id, nowMs: 0)
+        }
+        self.resolver = resolver
+        snapshot = ForwardingSnapshot(overlay.plan())
+    }
+}
