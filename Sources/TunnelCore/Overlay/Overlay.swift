@@ -110,6 +110,11 @@ public struct Overlay: Sendable {
         headers[name] = nil
         let origin = Origin(tunnel)
         if byOrigin[origin] == name { byOrigin[origin] = tunnels.first { Origin($0) == origin }?.name }
+        tunnels.releaseSpareCapacity()
+        byName.releaseSpareCapacity()
+        byEndpoint.releaseSpareCapacity()
+        headers.releaseSpareCapacity()
+        byOrigin.releaseSpareCapacity()
         let before = forwarding.count
         forwarding = forwarding.filter { $0.value != name }
         let learnedRemoved = learned.forget(tunnel: name)

@@ -55,6 +55,8 @@ public struct TunnelNeighborTable: Sendable {
         }
         entries[nextHop] = nil
         addressByID[entry.id] = nil
+        entries.releaseSpareCapacity()
+        addressByID.releaseSpareCapacity()
         allocator.release(entry.id, nowMs: nowMs)
         return entry
     }

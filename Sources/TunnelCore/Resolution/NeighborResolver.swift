@@ -135,6 +135,8 @@ public struct NeighborResolver: Sendable {
     public mutating func detach(_ address: IPv4Address, nowMs: UInt64) -> [ResolverAction] {
         guard let neighbor = tunnelNeighbors.removeValue(forKey: address) else { return [] }
         addressByID[neighbor.id] = nil
+        tunnelNeighbors.releaseSpareCapacity()
+        addressByID.releaseSpareCapacity()
         return neighbor.published == nil
             ? [.publish(neighbor.id, nil)]
             : [.publish(neighbor.id, nil), .kernelRemove(address)]

@@ -93,6 +93,7 @@ public struct UnderlayNeighborTable: Sendable {
     public mutating func flush() -> [IPv4Address] {
         let removed = entries.compactMap { $0.value.state == .permanent ? nil : $0.key }
         for address in removed { entries[address] = nil }
+        entries.releaseSpareCapacity()
         return removed
     }
 
@@ -103,5 +104,6 @@ public struct UnderlayNeighborTable: Sendable {
             entry.state == .permanent || needed(address) || nowMs &- entry.updatedMs < maxAgeMs ? nil : address
         }
         for address in old { entries[address] = nil }
+        entries.releaseSpareCapacity()
     }
 }
