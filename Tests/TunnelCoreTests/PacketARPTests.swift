@@ -84,4 +84,24 @@ final class PacketARPTests: XCTestCase {
         rejected({ $0[19] = 16 }, "protocol length 16")
         XCTAssertNil(withExactBuffer(Array(good[14..<41])) { ARPMessage(parsingPayload: $0, length: $1) })
     }
+
+    func testOnlyProperRequestsForTheAddressAreAnswered() {
+        let local = IPv4Address(192, 168, 50, 1)
+        let peer = MACAddress(0x02, 0, 0, 0, 0, 0x76)
+        func request(_ mac: MACAddress, _ sender: IPv4Address, for target: IPv4Address = local) -> ARPMessage {
+            .request(senderMAC: mac, senderAddress: sender, targetAddress: target)
+        }
+        XCTAssertTrue(request(peer, IPv4Address(192, 168, 50, 76)).asksToBeAnswered(by: local))
+        XCTAssertTrue(request(peer, IPv4Address(10, 0, 0, 1)).asksToBeAnswered(by: local), "outside the prefix, as Linux")
+        XCTAssertTrue(request(peer, .any).asksToBeAnswered(by: local), "a conflict probe is answered")
+        XCTAssertFalse(request(peer, IPv4Address(192, 168, 50, 76), for: IPv4Address(192, 168, 50, 77)).asksToBeAnswered(by: local))
+        XCTAssertFalse(request(peer, local).asksToBeAnswered(by: local), "our own request")
+        for mac in [MACAddress.broadcast, MACAddress(0x01, 0, 0x5E, 0, 0, 1), .zero] {
+            XCTAssertFalse(request(mac, IPv4Address(192, 168, 50, 76)).asksToBeAnswered(by: local), "\(mac)")
+        }
+        for martian in [IPv4Address(127, 0, 0, 1), IPv4Address(224, 0, 0, 5), IPv4Address(255, 255, 255, 255)] {
+            XCTAssertFalse(request(peer, martian).asksToBeAnswered(by: local), "\(martian)")
+        }
+        XCTAssertFalse(request(peer, IPv4Address(192, 168, 50, 76)).reply(with: peer).asksToBeAnswered(by: local), "a reply")
+    }
 }

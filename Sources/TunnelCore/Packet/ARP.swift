@@ -46,6 +46,17 @@ public struct ARPMessage: Equatable, Sendable {
                    targetMAC: .zero, targetAddress: targetAddress)
     }
 
+    /// Whether the owner of `address` answers this message: a request for it, from a
+    /// possible sender other than `address` (or from 0.0.0.0, a conflict probe of RFC 5227,
+    /// answered so that the address is defended), naming a unicast MAC to answer to. A
+    /// forged request naming a broadcast, multicast or zero MAC, or a martian sender, is
+    /// not answered (as Linux's arp_process).
+    public func asksToBeAnswered(by address: IPv4Address) -> Bool {
+        operation == .request && targetAddress == address && senderAddress != address
+            && (senderAddress == .any || senderAddress.isPossibleSource)
+            && !senderMAC.isMulticast && senderMAC != .zero
+    }
+
     /// The reply to this request from the owner of its target address, `mac`.
     @inlinable
     public func reply(with mac: MACAddress) -> ARPMessage {

@@ -117,7 +117,7 @@ struct ControlCore {
             publisher.reclaim()
             if now &- lastExpiry >= 1000 {
                 resolver.expireUnused(nowMs: now)
-                counters.set(.underlayNeighbors, resolver.underlay.count)
+                countResolver()
                 expireLearned()
                 lastExpiry = now
             }
@@ -268,19 +268,19 @@ struct ControlCore {
             return
         }
         if message.operation == .reply { counters.add(.arpReplies) }
-        // A reply goes to the asker's MAC, never to a broadcast, multicast or zero one that
-        // a forged request names, and not to martian senders (as Linux's arp_process).
-        // Senders with address 0.0.0.0 are probing for a conflict (RFC 5227) and are
-        // answered, so that our address is defended.
-        let sender = message.senderAddress
-        if message.operation == .request, message.targetAddress == localAddress, sender != localAddress,
-           sender == .any || sender.isPossibleSource, !message.senderMAC.isMulticast, message.senderMAC != .zero {
-            if send(message.reply(with: overlay.localMAC), to: message.senderMAC) { counters.add(.arpAnswered) }
+        if message.asksToBeAnswered(by: localAddress), send(message.reply(with: overlay.localMAC), to: message.senderMAC) {
+            counters.add(.arpAnswered)
         }
         let actions = resolver.receive(message, nowMs: nowMs)
         apply(actions)
-        counters.set(.underlayNeighbors, resolver.underlay.count)
+        countResolver()
+    }
+
+    /// The resolver's own counts, as the control core's counters: it keeps them as plain
+    /// values, being free of DPDK.
+    private func countResolver() {
         let seen = resolver.statistics
+        counters.set(.underlayNeighbors, resolver.underlay.count)
         counters.set(.arpUnsolicited, seen.unsolicited)
         counters.set(.arpConflicts, seen.conflicts)
         counters.set(.arpInvalidSenders, seen.invalidSenders)

@@ -9,9 +9,6 @@ public struct MbufPool: @unchecked Sendable {
     /// cannot hide a large part of the pool.
     static let cacheSize: UInt32 = 256
 
-    /// Some PMDs write the frame check sequence into the buffer, after the frame.
-    private static let frameCheckSequence = 4
-
     /// The data room of each mbuf when every port's MTU is `mtu`: DPDK's headroom (room
     /// for the outer headers, prepended in place), then the largest frame a port can
     /// receive (the MTU, an Ethernet header, a VLAN tag and the FCS) rounded up to whole
@@ -19,7 +16,8 @@ public struct MbufPool: @unchecked Sendable {
     /// frames then fit one segment without RX scatter. Up to MTU 2026 this is DPDK's
     /// default (2 KiB + headroom), so jumbo frames cost memory only when configured.
     public static func dataRoom(mtu: Int) -> Int {
-        let frame = mtu + HeaderSize.ethernet + HeaderSize.vlanTag + frameCheckSequence
+        // Some PMDs write the frame check sequence into the buffer, after the frame.
+        let frame = mtu + HeaderSize.ethernet + HeaderSize.vlanTag + Int(RTE_ETHER_CRC_LEN)
         return Int(RTE_PKTMBUF_HEADROOM) + (frame + 1023) / 1024 * 1024
     }
 
