@@ -43,6 +43,10 @@ public struct MACAddress: Hashable, Sendable, Comparable {
     @inlinable
     public var isMulticast: Bool { rawValue & 0x0100_0000_0000 != 0 }
 
+    /// Whether a host may have this address: neither all-zero nor a group address.
+    @inlinable
+    public var isUnicast: Bool { rawValue != 0 && !isMulticast }
+
     @inlinable
     public func octet(_ i: Int) -> UInt8 { UInt8(truncatingIfNeeded: rawValue >> UInt64(40 - 8 * i)) }
 

@@ -158,7 +158,7 @@ private struct Validator {
     func parseMAC(_ node: Node, _ path: String) throws(E) -> MACAddress {
         let text = try YAMLReader.string(node, path, expected: "a MAC address")
         let m = try YAMLReader.value(path) { () throws(ValueRules.Problem) in try ValueRules.macAddress(text) }
-        guard ValueRules.isUnicast(m) else { throw E(path: path, message: ValueRules.notUnicastMessage(m)) }
+        guard m.isUnicast else { throw E(path: path, message: ValueRules.notUnicastMessage(m)) }
         return m
     }
 

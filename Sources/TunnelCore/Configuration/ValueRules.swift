@@ -65,11 +65,7 @@ public enum ValueRules {
         return mac
     }
 
-    /// Whether a host or a forwarding entry may have `mac`: neither all-zero nor a group
-    /// address (I/G bit set).
-    public static func isUnicast(_ mac: MACAddress) -> Bool { mac != .zero && !mac.isMulticast }
-
-    /// Why a MAC that `isUnicast` refuses is refused.
+    /// Why a MAC that `MACAddress.isUnicast` refuses is refused.
     public static func notUnicastMessage(_ mac: MACAddress) -> String {
         mac == .zero ? "\(mac) is the all-zero MAC address" : "\(mac) is a multicast MAC address"
     }

@@ -131,7 +131,7 @@ public struct Overlay: Sendable {
     public mutating func addForwarding(segment: VNI, mac: MACAddress, tunnel name: String) throws(OverlayError) {
         guard let tunnel = tunnel(named: name) else { throw .unknownTunnel(name) }
         guard tunnel.vni == segment else { throw .segmentMismatch(tunnel: name, vni: tunnel.vni, segment: segment) }
-        guard ValueRules.isUnicast(mac) else { throw .invalidMAC(mac) }
+        guard mac.isUnicast else { throw .invalidMAC(mac) }
         let key = MACKey(segment: segment, mac: mac)
         if let existing = forwarding[key] { throw .duplicateForwarding(segment: segment, mac: mac, tunnel: existing) }
         forwarding[key] = name
@@ -150,7 +150,7 @@ public struct Overlay: Sendable {
     /// learn: no tunnel of ours has that origin, or a static entry owns the MAC.
     public mutating func learn(_ report: LearningReport) -> LearnedMACs.Outcome? {
         let key = MACKey(segment: report.vni, mac: report.mac)
-        guard forwarding[key] == nil, !report.mac.isMulticast, report.mac != .zero,
+        guard forwarding[key] == nil, report.mac.isUnicast,
               let tunnel = byOrigin[Origin(report)] else { return nil }
         return learned.learn(key, tunnel: tunnel)
     }

@@ -54,7 +54,7 @@ public struct ARPMessage: Equatable, Sendable {
     public func asksToBeAnswered(by address: IPv4Address) -> Bool {
         operation == .request && targetAddress == address && senderAddress != address
             && (senderAddress == .any || senderAddress.isPossibleSource)
-            && !senderMAC.isMulticast && senderMAC != .zero
+            && senderMAC.isUnicast
     }
 
     /// The reply to this request from the owner of its target address, `mac`.

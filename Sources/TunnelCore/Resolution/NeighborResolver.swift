@@ -190,7 +190,7 @@ public struct NeighborResolver: Sendable {
     /// Whether ARP from `address` with `mac` may teach us anything: a unicast host of the
     /// uplink's prefix other than ourselves. Anything else is noise or a spoof.
     private func isLearnable(_ address: IPv4Address, mac: MACAddress) -> Bool {
-        uplink.contains(address) && address != uplink.address && !mac.isMulticast && mac != .zero
+        uplink.contains(address) && address != uplink.address && mac.isUnicast
             && TunnelRules.hostAddressProblem(address, in: uplink) == nil
     }
 

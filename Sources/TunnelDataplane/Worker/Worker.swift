@@ -582,7 +582,7 @@ struct Worker {
         let key = ForwardingView.key(segment: segment, mac: mac)
         guard key != last.key || remote != last.remote || type != last.type else { return }
         last = LastSource(key: key, remote: remote, type: type)
-        guard !mac.isMulticast, mac != .zero else { return }
+        guard mac.isUnicast else { return }
         let tick = LearningClock.tick(tsc: now)
         if let route = view.pointee.route(key: key) {
             guard let slot = route.learnedSlot else { return }
