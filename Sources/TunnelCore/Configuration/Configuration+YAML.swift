@@ -12,7 +12,7 @@ extension Configuration {
     /// Top-level keys of the YAML document.
     static let topLevelKeys = [
         "uplink", "access", "tunnels", "forwarding", "flood", "neighbors",
-        "resolution", "pending", "learning", "kernel_sync", "decapsulation", "dataplane",
+        "resolution", "pending", "learning", "kernel_sync", "evpn", "decapsulation", "dataplane",
     ]
 
     /// Parses and validates a YAML configuration. The first problem found is thrown, with
@@ -39,6 +39,7 @@ extension Configuration {
         if let node = try top.optional("pending") { pending = try v.pending(node, path: "pending") }
         if let node = try top.optional("learning") { learning = try v.learning(node, path: "learning") }
         if let node = try top.optional("kernel_sync") { kernelSync = try v.kernelSync(node, path: "kernel_sync") }
+        if let node = try top.optional("evpn") { evpn = try v.evpn(node, path: "evpn", access: access) }
         if let node = try top.optional("decapsulation") { decapsulation = try v.decapsulation(node, path: "decapsulation") }
         let nextHops = tunnelNextHops.count
         if let node = try top.optional("dataplane") {
@@ -414,16 +415,57 @@ private struct Validator {
         return s
     }
 
-    func kernelSync(_ node: Node, path: String) throws(E) -> KernelSync {
-        let m = try MappingReader(node, path: path, allowed: ["interface"])
-        let name = try m.string("interface")
+    /// A Linux interface name, as the kernel's `dev_valid_name` allows it.
+    func interfaceName(_ m: MappingReader, _ key: String) throws(E) -> String {
+        let name = try m.string(key)
         let valid = (1...15).contains(name.utf8.count) && name != "." && name != ".."
             && !name.unicodeScalars.contains { $0 == "/" || $0 == ":" || $0.properties.isWhitespace || $0.value < 0x20 }
         guard valid else {
-            throw E(path: m.path("interface"),
+            throw E(path: m.path(key),
                     message: "\(ConfigurationText.quote(name)) is not a valid interface name (1 to 15 bytes, no '/', ':' or whitespace)")
         }
-        return KernelSync(interface: name)
+        return name
+    }
+
+    func kernelSync(_ node: Node, path: String) throws(E) -> KernelSync {
+        let m = try MappingReader(node, path: path, allowed: ["interface"])
+        return KernelSync(interface: try interfaceName(m, "interface"))
+    }
+
+    /// What can be checked without the kernel; the devices themselves are checked when
+    /// tunnelfwd starts (`EVPNSegmentCheck`).
+    func evpn(_ node: Node, path: String, access: [AccessPort]) throws(E) -> EVPNSettings {
+        let m = try MappingReader(node, path: path, allowed: ["hold_ms", "segments"])
+        let listPath = m.path("segments")
+        let items = try YAMLReader.sequence(m.required("segments"), listPath)
+        guard !items.isEmpty else { throw E(path: listPath, message: "expected at least one segment") }
+        var segments: [EVPNSettings.Segment] = []
+        var seenVNIs: [VNI: Int] = [:]
+        var seenInterfaces: [String: String] = [:]
+        for (i, item) in items.enumerated() {
+            let s = try MappingReader(item, path: YAMLReader.item(listPath, i), allowed: ["vni", "vxlan_interface", "local_port"])
+            let vni = try parseVNI(s.required("vni"), s.path("vni"))
+            if let j = seenVNIs[vni] {
+                throw E(path: s.path("vni"), message: "duplicate segment \(vni) (also \(YAMLReader.item(listPath, j)))")
+            }
+            seenVNIs[vni] = i
+            guard access.contains(where: { $0.segment == vni }) else {
+                throw E(path: s.path("vni"), message: "\(vni) is not the segment of any access port (access[].segment)")
+            }
+            var names: [String] = []
+            for key in ["vxlan_interface", "local_port"] {
+                let name = try interfaceName(s, key)
+                if let other = seenInterfaces[name] {
+                    throw E(path: s.path(key), message: "duplicate interface \(ConfigurationText.quote(name)) (also \(other))")
+                }
+                seenInterfaces[name] = s.path(key)
+                names.append(name)
+            }
+            segments.append(EVPNSettings.Segment(vni: vni, vxlanInterface: names[0], localPort: names[1]))
+        }
+        var settings = EVPNSettings(segments: segments)
+        settings.holdMs = try m.int("hold_ms", 0...600_000, default: settings.holdMs)
+        return settings
     }
 
     func dataplane(_ node: Node, path: String, tunnels: Int, nextHops: Int) throws(E) -> DataplaneSettings {

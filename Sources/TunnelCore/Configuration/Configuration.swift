@@ -12,6 +12,7 @@ public struct Configuration: Sendable, Equatable {
     public var pending: PendingSettings
     public var learning: LearningSettings
     public var kernelSync: KernelSync?
+    public var evpn: EVPNSettings?
     public var decapsulation: DecapsulationSettings
     public var dataplane: DataplaneSettings
 
@@ -20,8 +21,8 @@ public struct Configuration: Sendable, Equatable {
         forwarding: [ForwardingEntry] = [], flood: [FloodList] = [],
         neighbors: [StaticNeighbor] = [], resolution: ResolutionSettings = .init(),
         pending: PendingSettings = .init(), learning: LearningSettings = .init(),
-        kernelSync: KernelSync? = nil, decapsulation: DecapsulationSettings = .init(),
-        dataplane: DataplaneSettings = .init()
+        kernelSync: KernelSync? = nil, evpn: EVPNSettings? = nil,
+        decapsulation: DecapsulationSettings = .init(), dataplane: DataplaneSettings = .init()
     ) {
         self.uplink = uplink
         self.access = access
@@ -33,6 +34,7 @@ public struct Configuration: Sendable, Equatable {
         self.pending = pending
         self.learning = learning
         self.kernelSync = kernelSync
+        self.evpn = evpn
         self.decapsulation = decapsulation
         self.dataplane = dataplane
     }
@@ -223,6 +225,36 @@ public struct KernelSync: Sendable, Equatable {
     public var interface: String
 
     public init(interface: String) { self.interface = interface }
+}
+
+/// BGP EVPN through FRR: each segment's kernel vxlan device and bridge are FRR's view of
+/// the segment. tunnelfwd reads the remote VTEPs and MACs FRR installs there, and writes
+/// the MACs of its access ports on `localPort` for FRR to advertise.
+public struct EVPNSettings: Sendable, Equatable {
+    public struct Segment: Sendable, Equatable {
+        /// An access segment, and the VNI of its vxlan device.
+        public var vni: VNI
+        /// The kernel vxlan device FRR installs the segment's remote entries on.
+        public var vxlanInterface: String
+        /// A port of the same bridge, where tunnelfwd writes its local MACs.
+        public var localPort: String
+
+        public init(vni: VNI, vxlanInterface: String, localPort: String) {
+            self.vni = vni
+            self.vxlanInterface = vxlanInterface
+            self.localPort = localPort
+        }
+    }
+
+    /// How long a withdrawn VTEP keeps its tunnel and flood-list membership: longer than
+    /// FRR takes to restart, so that a restart does not tear tunnels down.
+    public var holdMs: Int = 8000
+    public var segments: [Segment]
+
+    public init(holdMs: Int = 8000, segments: [Segment]) {
+        self.holdMs = holdMs
+        self.segments = segments
+    }
 }
 
 public struct DataplaneSettings: Sendable, Equatable {
