@@ -100,13 +100,16 @@ func parseNetlink(_ bytes: [UInt8]) -> [Result<NetlinkMessage, NetlinkParseError
     withExactBuffer(bytes) { Netlink.messages(in: UnsafeRawBufferPointer(start: $0, count: $1)) }
 }
 
-/// The neighbour message `bytes` holds, which must be exactly one.
-func neighborMessage(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) throws -> NeighborMessage {
+/// The payload of the one message `bytes` holds.
+func onlyPayload(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) throws -> NetlinkMessage.Payload {
     let results = parseNetlink(bytes)
     XCTAssertEqual(results.count, 1, file: file, line: line)
-    guard case .neighbor(let neighbor) = try XCTUnwrap(results.first, file: file, line: line).get().payload else {
-        throw UnexpectedMessage()
-    }
+    return try XCTUnwrap(results.first, file: file, line: line).get().payload
+}
+
+/// The neighbour message `bytes` holds, which must be exactly one.
+func neighborMessage(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) throws -> NeighborMessage {
+    guard case .neighbor(let neighbor) = try onlyPayload(bytes, file: file, line: line) else { throw UnexpectedMessage() }
     return neighbor
 }
 
@@ -214,7 +217,7 @@ final class EVPNNeighborMessageTests: XCTestCase {
             for cut in 1..<bytes.count {
                 let expected: NetlinkParseError = cut < Netlink.headerLength
                     ? .truncatedHeader(available: cut) : .badMessageLength(bytes.count, available: cut)
-                XCTAssertEqual(errors(parseNetlink(Array(bytes[..<cut]))), [expected], "cut at \(cut)")
+                XCTAssertEqual(netlinkErrors(parseNetlink(Array(bytes[..<cut]))), [expected], "cut at \(cut)")
             }
         }
     }
@@ -227,27 +230,27 @@ final class EVPNNeighborMessageTests: XCTestCase {
             copy[offset + 1] = UInt8(value >> 8)
             return copy
         }
-        XCTAssertEqual(errors(parseNetlink(corrupt(0, 15))), [.badMessageLength(15, available: 76)])
+        XCTAssertEqual(netlinkErrors(parseNetlink(corrupt(0, 15))), [.badMessageLength(15, available: 76)])
         // An attribute shorter than its own header, or running past the message.
-        XCTAssertEqual(errors(parseNetlink(corrupt(28, 3))), [.badAttribute(type: 2, length: 3)])
-        XCTAssertEqual(errors(parseNetlink(corrupt(56, 21))), [.badAttribute(type: 3, length: 21)])
+        XCTAssertEqual(netlinkErrors(parseNetlink(corrupt(28, 3))), [.badAttribute(type: 2, length: 3)])
+        XCTAssertEqual(netlinkErrors(parseNetlink(corrupt(56, 21))), [.badAttribute(type: 3, length: 21)])
         // NDA_MASTER must hold four bytes.
-        XCTAssertEqual(errors(parseNetlink(corrupt(40, 6))), [.badAttribute(type: 9, length: 6)])
+        XCTAssertEqual(netlinkErrors(parseNetlink(corrupt(40, 6))), [.badAttribute(type: 9, length: 6)])
         // NDA_DST four or sixteen.
         let vxlan = KernelFDBCapture.remoteSelf  // NDA_DST at 40
         bytes = vxlan
-        XCTAssertEqual(errors(parseNetlink(corrupt(40, 7))), [.badAttribute(type: 1, length: 7)])
+        XCTAssertEqual(netlinkErrors(parseNetlink(corrupt(40, 7))), [.badAttribute(type: 1, length: 7)])
         // NDA_PORT two (the hand-made entry's is at 48).
         bytes = KernelFDBCapture.handMade
-        XCTAssertEqual(errors(parseNetlink(corrupt(48, 8))), [.badAttribute(type: 6, length: 8)])
+        XCTAssertEqual(netlinkErrors(parseNetlink(corrupt(48, 8))), [.badAttribute(type: 6, length: 8)])
         // A body shorter than struct ndmsg, and an error without its errno.
         bytes = Array(KernelFDBCapture.floodAdd2[..<27])
-        XCTAssertEqual(errors(parseNetlink(corrupt(0, 27))), [.truncatedBody(type: Netlink.newNeighbor, length: 11)])
+        XCTAssertEqual(netlinkErrors(parseNetlink(corrupt(0, 27))), [.truncatedBody(type: Netlink.newNeighbor, length: 11)])
         bytes = Array(KernelFDBCapture.error[..<19])
-        XCTAssertEqual(errors(parseNetlink(corrupt(0, 19))), [.truncatedBody(type: Netlink.error, length: 3)])
+        XCTAssertEqual(netlinkErrors(parseNetlink(corrupt(0, 19))), [.truncatedBody(type: Netlink.error, length: 3)])
         // Bytes after the last attribute too few for another attribute header.
         bytes = KernelFDBCapture.floodAdd2 + [0, 0]
-        XCTAssertEqual(errors(parseNetlink(corrupt(0, 70))), [.badAttribute(type: 0, length: 2)])
+        XCTAssertEqual(netlinkErrors(parseNetlink(corrupt(0, 70))), [.badAttribute(type: 0, length: 2)])
     }
 
     func testWalkGoesOnAfterAMalformedBody() throws {
@@ -255,37 +258,47 @@ final class EVPNNeighborMessageTests: XCTestCase {
         broken[40] = 6  // NDA_MASTER of two bytes
         let results = parseNetlink(broken + KernelFDBCapture.remoteSelf)
         XCTAssertEqual(results.count, 2)
-        XCTAssertEqual(errors([results[0]]), [.badAttribute(type: 9, length: 6)])
+        XCTAssertEqual(netlinkErrors([results[0]]), [.badAttribute(type: 9, length: 6)])
         XCTAssertEqual(try results[1].get().payload, .neighbor(try neighborMessage(KernelFDBCapture.remoteSelf)))
     }
 
     /// Random corruption of the captured buffers never reads outside them (run with
     /// `--sanitize=address` to see a stray read) and never loses the walk's framing.
     func testRandomCorruptionNeverCrashes() {
-        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
-        func next() -> Int {
-            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            return Int(truncatingIfNeeded: seed >> 33)
-        }
         let inputs = KernelFDBCapture.notifications + [KernelFDBCapture.error, KernelFDBCapture.dump]
-        var failures = 0
-        for round in 0..<4000 {
-            var bytes = inputs[round % inputs.count]
-            for _ in 0..<1 + next() % 4 {
-                bytes[next() % bytes.count] = UInt8(truncatingIfNeeded: next())
-            }
-            bytes = Array(bytes[..<(bytes.count - next() % 3)])
-            let results = parseNetlink(bytes)
-            XCTAssertLessThanOrEqual(results.count, bytes.count / Netlink.headerLength + 1)
-            failures += errors(results).count
-        }
-        XCTAssertGreaterThan(failures, 1000)
+        XCTAssertGreaterThan(randomCorruptionFailures(of: inputs, rounds: 4000, seed: 0x9E37_79B9_7F4A_7C15), 1000)
     }
+}
 
-    private func errors(_ results: [Result<NetlinkMessage, NetlinkParseError>]) -> [NetlinkParseError] {
-        results.compactMap { result in
-            if case .failure(let error) = result { return error }
-            return nil
-        }
+/// The errors among parse results.
+func netlinkErrors(_ results: [Result<NetlinkMessage, NetlinkParseError>]) -> [NetlinkParseError] {
+    results.compactMap { result in
+        if case .failure(let error) = result { return error }
+        return nil
     }
+}
+
+/// Parses `rounds` copies of `inputs` with one to four random bytes changed and up to two
+/// cut off the end, checking that the walk never finds more messages than the bytes can
+/// frame; returns how many errors the parses gave.
+func randomCorruptionFailures(
+    of inputs: [[UInt8]], rounds: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line
+) -> Int {
+    var seed = seed
+    func next() -> Int {
+        seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+        return Int(truncatingIfNeeded: seed >> 33)
+    }
+    var failures = 0
+    for round in 0..<rounds {
+        var bytes = inputs[round % inputs.count]
+        for _ in 0..<1 + next() % 4 {
+            bytes[next() % bytes.count] = UInt8(truncatingIfNeeded: next())
+        }
+        bytes = Array(bytes[..<(bytes.count - next() % 3)])
+        let results = parseNetlink(bytes)
+        XCTAssertLessThanOrEqual(results.count, bytes.count / Netlink.headerLength + 1, file: file, line: line)
+        failures += netlinkErrors(results).count
+    }
+    return failures
 }

@@ -17,6 +17,10 @@ public enum Netlink {
     public static let newNeighbor: UInt16 = 28
     /// `RTM_DELNEIGH`.
     public static let deleteNeighbor: UInt16 = 29
+    /// `RTM_NEWLINK`.
+    public static let newLink: UInt16 = 16
+    /// `RTM_DELLINK`.
+    public static let deleteLink: UInt16 = 17
     /// `AF_BRIDGE`: the family of bridge and vxlan forwarding-database entries.
     public static let familyBridge: UInt8 = 7
 
@@ -49,6 +53,43 @@ public enum Netlink {
         }
         return results
     }
+
+    /// Walks the route attributes that fill `bytes`, giving each one's type and value to
+    /// `visit`. An attribute shorter than its own header or running past `bytes` is an
+    /// error, as are bytes after the last one too few for another header.
+    static func attributes(
+        in bytes: UnsafeRawBufferPointer, _ visit: (UInt16, UnsafeRawBufferPointer) throws(NetlinkParseError) -> Void
+    ) throws(NetlinkParseError) {
+        var offset = 0
+        while offset < bytes.count {
+            let available = bytes.count - offset
+            guard available >= 4 else { throw .badAttribute(type: 0, length: available) }
+            let length = Int(bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
+            // NLA_TYPE_MASK: the nested and byte-order bits are not part of the type.
+            let kind = bytes.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & 0x3FFF
+            guard length >= 4, length <= available else { throw .badAttribute(type: kind, length: length) }
+            try visit(kind, UnsafeRawBufferPointer(rebasing: bytes[offset + 4..<offset + length]))
+            offset += (length + 3) & ~3
+        }
+    }
+
+    /// A four-byte attribute value in host order.
+    static func u32(_ value: UnsafeRawBufferPointer, attribute kind: UInt16) throws(NetlinkParseError) -> UInt32 {
+        guard value.count == 4 else { throw .badAttribute(type: kind, length: 4 + value.count) }
+        return value.loadUnaligned(as: UInt32.self)
+    }
+
+    /// A two-byte attribute value in network order (a UDP port).
+    static func bigEndianU16(_ value: UnsafeRawBufferPointer, attribute kind: UInt16) throws(NetlinkParseError) -> UInt16 {
+        guard value.count == 2 else { throw .badAttribute(type: kind, length: 4 + value.count) }
+        return UInt16(value[0]) << 8 | UInt16(value[1])
+    }
+
+    /// A four-byte IPv4 address.
+    static func ipv4(_ value: UnsafeRawBufferPointer, attribute kind: UInt16) throws(NetlinkParseError) -> IPv4Address {
+        guard value.count == 4 else { throw .badAttribute(type: kind, length: 4 + value.count) }
+        return IPv4Address(value[0], value[1], value[2], value[3])
+    }
 }
 
 public enum NetlinkParseError: Error, Equatable, Sendable {
@@ -68,6 +109,8 @@ public struct NetlinkMessage: Equatable, Sendable {
     public enum Payload: Equatable, Sendable {
         /// `RTM_NEWNEIGH` or `RTM_DELNEIGH`.
         case neighbor(NeighborMessage)
+        /// `RTM_NEWLINK` or `RTM_DELLINK`.
+        case link(LinkMessage)
         /// `NLMSG_DONE`.
         case done
         /// `NLMSG_ERROR`: the errno of a refused request (e.g. 2, `ENOENT`), 0 for an
@@ -97,6 +140,8 @@ public struct NetlinkMessage: Equatable, Sendable {
         switch type {
         case Netlink.newNeighbor, Netlink.deleteNeighbor:
             payload = .neighbor(try NeighborMessage(body, isDeletion: type == Netlink.deleteNeighbor))
+        case Netlink.newLink, Netlink.deleteLink:
+            payload = .link(try LinkMessage(body, isDeletion: type == Netlink.deleteLink))
         case Netlink.error:
             guard body.count >= 4 else { throw .truncatedBody(type: type, length: body.count) }
             // The kernel sends the negated errno.
@@ -241,37 +286,20 @@ public struct NeighborMessage: Equatable, Sendable {
             flags: Flags(rawValue: body[10]),
             type: body[11],
             linkLayerAddress: nil)
-        var offset = Netlink.neighborHeaderLength
-        while offset < body.count {
-            let available = body.count - offset
-            guard available >= 4 else { throw .badAttribute(type: 0, length: available) }
-            let length = Int(body.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-            // NLA_TYPE_MASK: the nested and byte-order bits are not part of the type.
-            let kind = body.loadUnaligned(fromByteOffset: offset + 2, as: UInt16.self) & 0x3FFF
-            guard length >= 4, length <= available else { throw .badAttribute(type: kind, length: length) }
-            try read(attribute: kind, UnsafeRawBufferPointer(rebasing: body[offset + 4..<offset + length]))
-            offset += (length + 3) & ~3
+        try Netlink.attributes(in: UnsafeRawBufferPointer(rebasing: body[Netlink.neighborHeaderLength...])) {
+            (kind, value) throws(NetlinkParseError) in try read(attribute: kind, value)
         }
     }
 
     private mutating func read(attribute kind: UInt16, _ value: UnsafeRawBufferPointer) throws(NetlinkParseError) {
-        func u32() throws(NetlinkParseError) -> UInt32 {
-            guard value.count == 4 else { throw .badAttribute(type: kind, length: 4 + value.count) }
-            return value.loadUnaligned(as: UInt32.self)
-        }
+        func u32() throws(NetlinkParseError) -> UInt32 { try Netlink.u32(value, attribute: kind) }
         switch kind {
         case Self.attributeDestination:
-            switch value.count {
-            case 4: destination = .ipv4(IPv4Address(value[0], value[1], value[2], value[3]))
-            case 16: destination = .ipv6
-            default: throw .badAttribute(type: kind, length: 4 + value.count)
-            }
+            destination = value.count == 16 ? .ipv6 : .ipv4(try Netlink.ipv4(value, attribute: kind))
         case Self.attributeLinkLayerAddress:
             linkLayerAddress = value.count == 6
                 ? MACAddress(value[0], value[1], value[2], value[3], value[4], value[5]) : nil
-        case Self.attributePort:
-            guard value.count == 2 else { throw .badAttribute(type: kind, length: 4 + value.count) }
-            port = UInt16(value[0]) << 8 | UInt16(value[1])
+        case Self.attributePort: port = try Netlink.bigEndianU16(value, attribute: kind)
         case Self.attributeVNI: vni = try u32()
         case Self.attributeIfindex: outgoingInterface = try u32()
         case Self.attributeMaster: master = try u32()
