@@ -44,6 +44,14 @@ public enum Counter: Int, CaseIterable, Sendable {
     case controlConnectionsNow
     /// Control core: neighbor updates the kernel refused, or did not confirm (kernel_sync).
     case kernelSyncErrors
+    /// Control core: rtnetlink messages read about the EVPN segments' devices and their
+    /// forwarding entries.
+    case evpnNetlinkMessages
+    /// Control core: forwarding-table dumps started again because the kernel dropped
+    /// notifications (ENOBUFS) or changed its tables during a dump.
+    case evpnRedumps
+    /// Control core: local-MAC writes the kernel refused, or did not confirm.
+    case evpnWriteErrors
 
     public var name: String {
         switch self {
@@ -80,6 +88,9 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .controlRejected: "control_rejected"
         case .controlConnectionsNow: "control_connections_now"
         case .kernelSyncErrors: "kernel_sync_errors"
+        case .evpnNetlinkMessages: "evpn_netlink_messages"
+        case .evpnRedumps: "evpn_redumps"
+        case .evpnWriteErrors: "evpn_write_errors"
         }
     }
 }
