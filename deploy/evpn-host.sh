@@ -4,7 +4,7 @@
 # usage: deploy/evpn-host.sh up   --vni N[,N...] --local ADDRESS --peer ADDRESS[,ADDRESS...]
 #                                 [--underlay PREFIX] [--asn N] [--router-id ADDRESS]
 #                                 [--netns NAME] [--dir DIR] [--no-frr]
-#        deploy/evpn-host.sh down [--netns NAME] [--dir DIR]
+#        deploy/evpn-host.sh restart|down [--netns NAME] [--dir DIR]
 #
 #   up    per VNI N: bridge brN; vxlan device vxN (id N, local ADDRESS, dstport 4789,
 #         nolearning, bridge learning off, UP) in brN; a silent port tfevpnN (a veth
@@ -17,6 +17,7 @@
 #         --peer. BGP runs over a kernel interface with an address of its own: the
 #         router id defaults to the source address the kernel uses toward the first peer.
 #         --no-frr: the devices only.
+#   restart  stops FRR and starts it again from DIR, as a service restart does.
 #   down  stops FRR (bgpd, then zebra), removes what `up` made and DIR.
 #
 #   --local    tunnelfwd's uplink.address (the VTEP address; a /length is ignored)
@@ -30,14 +31,14 @@ frr_bin=/usr/lib/frr
 
 say() { echo "evpn-host: $*"; }
 die() { echo "evpn-host: error: $*" >&2; exit 1; }
-usage() { sed -n "2,26p" "$0" | sed "s/^# \{0,1\}//"; }
+usage() { awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; }
 
 [ $# -ge 1 ] || { usage >&2; exit 2; }
 action="$1"; shift
 case "$action" in
-    up|down) ;;
+    up|restart|down) ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "evpn-host: unknown action '$action': up or down (see -h)" >&2; exit 2 ;;
+    *) echo "evpn-host: unknown action '$action': up, restart or down (see -h)" >&2; exit 2 ;;
 esac
 
 netns="" dir="" local_ip="" underlay="" asn=65000 router_id="" frr=1
@@ -88,6 +89,17 @@ stop_daemon() {
     rm -f "$pidfile"
 }
 
+# Starts zebra and bgpd from the files in DIR.
+start_frr() {
+    local common=(-d -u frr -g frr -z "$dir/zserv.api" --vty_socket "$dir" -P 0)
+    in_ns "$frr_bin/zebra" "${common[@]}" -f "$dir/zebra.conf" -i "$dir/zebra.pid" --log "file:$dir/zebra.log"
+    # bgpd connects to zebra's socket: it must be there first.
+    for _ in $(seq 100); do [ -S "$dir/zserv.api" ] && break; sleep 0.05; done
+    [ -S "$dir/zserv.api" ] || die "zebra did not open $dir/zserv.api (see $dir/zebra.log)"
+    in_ns "$frr_bin/bgpd" "${common[@]}" -f "$dir/bgpd.conf" -i "$dir/bgpd.pid" --log "file:$dir/bgpd.log"
+    say "started zebra (pid $(cat "$dir/zebra.pid")) and bgpd (pid $(cat "$dir/bgpd.pid")) from $dir"
+}
+
 down() {
     if [ -f "$state" ]; then
         # shellcheck disable=SC1090
@@ -106,6 +118,15 @@ down() {
     fi
     rm -rf "$dir"
 }
+
+if [ "$action" = restart ]; then
+    [ -f "$dir/bgpd.conf" ] && [ -f "$dir/zebra.conf" ] || die "no FRR configuration in $dir (give --dir, or --netns, as for up)"
+    stop_daemon bgpd
+    stop_daemon zebra
+    start_frr
+    say "restarted${netns:+ in $netns}"
+    exit 0
+fi
 
 if [ "$action" = down ]; then
     [ -f "$state" ] || [ ${#vnis[@]} -gt 0 ] ||
@@ -201,14 +222,8 @@ if [ "$frr" -eq 1 ]; then
         { print }' "$here/frr/bgpd.conf.in" >"$dir/bgpd.conf"
     chown -R frr:frr "$dir"
     chmod 750 "$dir"
-    common=(-d -u frr -g frr -z "$dir/zserv.api" --vty_socket "$dir" -P 0)
-    in_ns "$frr_bin/zebra" "${common[@]}" -f "$dir/zebra.conf" -i "$dir/zebra.pid" --log "file:$dir/zebra.log"
-    # bgpd connects to zebra's socket: it must be there first.
-    for _ in $(seq 100); do [ -S "$dir/zserv.api" ] && break; sleep 0.05; done
-    [ -S "$dir/zserv.api" ] || die "zebra did not open $dir/zserv.api (see $dir/zebra.log)"
-    in_ns "$frr_bin/bgpd" "${common[@]}" -f "$dir/bgpd.conf" -i "$dir/bgpd.pid" --log "file:$dir/bgpd.log"
-    say "FRR: zebra (pid $(cat "$dir/zebra.pid")) and bgpd (pid $(cat "$dir/bgpd.pid")), AS $asn," \
-        "router id $router_id, peers ${peers[*]}; vtysh --vty_socket $dir"
+    start_frr
+    say "FRR: AS $asn, router id $router_id, peers ${peers[*]}; vtysh --vty_socket $dir"
 fi
 trap - EXIT
 say "up${netns:+ in $netns}"
