@@ -69,6 +69,34 @@ else
     say "installed: ${missing[*]}"
 fi
 
+# FRR (zebra + bgpd) is the BGP EVPN control plane of deploy/evpn-host.sh and the EVPN
+# tests. Debian's package enables and starts frr.service, which would run zebra in the
+# root namespace; the tests and evpn-host.sh start their own instances with explicit
+# paths instead. While it installs, a policy-rc.d refuses every service start (exit 101);
+# a policy-rc.d that was already there is put back afterwards.
+if [ "$(dpkg-query -W -f='${Status}' frr 2>/dev/null || true)" = "install ok installed" ]; then
+    say "frr already installed: $(dpkg-query -W -f='${Version}' frr)"
+else
+    policy=/usr/sbin/policy-rc.d
+    saved=""
+    if [ -e "$policy" ]; then saved="$(mktemp)"; cp -p "$policy" "$saved"; fi
+    restore_policy() {
+        if [ -n "$saved" ]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+    }
+    trap restore_policy EXIT
+    printf '#!/bin/sh\n# deploy/install-deps.sh: no service starts while frr installs\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    export DEBIAN_FRONTEND=noninteractive
+    say "running: apt-get install -y --no-install-recommends frr (service starts refused)"
+    apt-get install -y -q --no-install-recommends frr || { apt-get update -q && apt-get install -y -q --no-install-recommends frr; }
+    restore_policy
+    trap - EXIT
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        systemctl disable --now frr.service >/dev/null 2>&1 || true
+    fi
+    say "installed frr $(dpkg-query -W -f='${Version}' frr); frr.service not started"
+fi
+
 # The kernel's vxlan driver is the tests' real VXLAN peer. It is built in or loaded on
 # demand by `ip link add ... type vxlan`; modprobe only where the tool exists.
 if [ ! -d /sys/module/vxlan ] && command -v modprobe >/dev/null 2>&1; then

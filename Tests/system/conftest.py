@@ -61,12 +61,13 @@ def _preflight_problems() -> list[str]:
 
 
 def _sweep_stale():
-    """Removes namespaces and DPDK files left by an earlier run of this suite that died
-    (their names carry the pid of the pytest process that made them)."""
+    """Removes namespaces, FRR instances and DPDK files left by an earlier run of this
+    suite that died (their names carry the pid of the pytest process that made them)."""
     def dead(pid: str) -> bool:
         return not Path(f"/proc/{pid}").exists()
 
     pattern = re.compile(r"^(tfs(\d+)x\d+)")
+    tfsys.sweep_stale_frr(pattern, dead)
     p = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     for line in p.stdout.splitlines():
         name = line.split()[0] if line.split() else ""

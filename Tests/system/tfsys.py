@@ -865,11 +865,15 @@ def control_request(prefix: str, request: dict, timeout: float = 5) -> dict:
 class UdpFlows:
     """Numbered UDP datagrams ('seq N') from vm0 to a socket behind the kernel vxlan device
     of each remote in `targets` (indexes for overlay_ip), one flow per target, numbered
-    from 0 per flow. A thread per receiver collects what arrives."""
+    from 0 per flow. A thread per receiver collects what arrives. `sender_ns`, `address`
+    (target index -> receiver address) and `source_ip` turn the direction around."""
 
-    def __init__(self, topology: Topology, targets, port: int = 9000, remote_ns=None):
+    def __init__(self, topology: Topology, targets, port: int = 9000, remote_ns=None, *,
+                 sender_ns: str | None = None, address=overlay_ip, source_ip: str = VM_IP):
         self.topology = topology
         self.port = port
+        self.address = address
+        self.source_ip = source_ip
         self.targets = list(targets)
         self.sent = {i: 0 for i in self.targets}
         self.received = {i: [] for i in self.targets}
@@ -878,12 +882,12 @@ class UdpFlows:
         self._sending = threading.Event()
         self._sender_thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self.sender = topology.udp_socket(topology.vms[0])
+        self.sender = topology.udp_socket(sender_ns or topology.vms[0])
         self.receivers = {}
         self._threads = []
         for i in self.targets:
             ns = remote_ns(i) if remote_ns else getattr(topology, "remotes", [topology.rm])[i]
-            s = topology.udp_socket(ns, bind=(overlay_ip(i), port))
+            s = topology.udp_socket(ns, bind=(address(i), port))
             s.settimeout(0.1)
             self.receivers[i] = s
             t = threading.Thread(target=self._receive, args=(i, s), daemon=True)
@@ -898,7 +902,7 @@ class UdpFlows:
                 continue
             except OSError:
                 return
-            if source[0] != VM_IP:
+            if source[0] != self.source_ip:
                 self.sources_ok = False
             self._arrived(i, int(data.split()[1]))
 
@@ -913,7 +917,7 @@ class UdpFlows:
     def send_one(self, i: int):
         with self._lock:
             n = self.sent[i]
-            self.sender.sendto(f"seq {n:06d} ".encode() + b"x" * 32, (overlay_ip(i), self.port))
+            self.sender.sendto(f"seq {n:06d} ".encode() + b"x" * 32, (self.address(i), self.port))
             self.sent[i] = n + 1
 
     def send(self, count: int, targets=None, gap: float = 0.0005):
@@ -972,11 +976,11 @@ class UdpFlows:
             got, n = self.received[i], self.sent[i]
             if got != list(range(n)):
                 missing = sorted(set(range(n)) - set(got))
-                out.append(f"flow to {overlay_ip(i)}: received {len(got)} of {n}, missing {len(missing)} "
+                out.append(f"flow to {self.address(i)}: received {len(got)} of {n}, missing {len(missing)} "
                            f"{missing[:10]}{'...' if len(missing) > 10 else ''}, in order: {got == sorted(got)}, "
                            f"duplicates: {len(got) - len(set(got))}")
         if not self.sources_ok:
-            out.append(f"a datagram came from another source than {VM_IP}")
+            out.append(f"a datagram came from another source than {self.source_ip}")
         return out
 
     def close(self):
@@ -1144,6 +1148,198 @@ def kernel_drops(ns: str) -> dict[str, int]:
         if udp.get("InErrors"):
             found["udp.InErrors"] = udp["InErrors"]
     return found
+
+
+# ------------------------------------------------------------------------- BGP EVPN lab
+
+EVPN_HOST_SH = REPO / "deploy" / "evpn-host.sh"
+FRR_ROOT = Path("/run/tunnelfwd-evpn")     # evpn-host.sh's FRR directories, one per namespace
+EVPN_VXLAN = f"vx{VNI}"
+EVPN_PORT = f"tfevpn{VNI}"
+EVPN_BRIDGE = f"br{VNI}"
+UNDERLAY_PREFIX = "192.168.50.0/24"
+BGP_DP_IP = "10.255.0.1"                  # the BGP link between the two FRR instances
+BGP_RM_IP = "10.255.0.2"
+ZERO_MAC = "00:00:00:00:00:00"
+PEER_VM2_MAC = "02:00:00:00:42:03"         # the peer's silent VM, for MAC moves
+PEER_VM2_IP = "10.42.0.3"
+
+
+class EvpnTopology(Topology):
+    """Two EVPN hosts. The forwarder's namespace <tag>-dp is Topology's (net_tap uplink and
+    access ports wired to VM namespaces vm0, vm1, ...) plus what deploy/evpn-host.sh makes
+    for tunnelfwd's evpn section: br42 with vx42 (local UPLINK_IP) and the local port
+    tfevpn42, a blackhole route for the underlay, and FRR. The peer host <tag>-rm is a
+    kernel VTEP: eth0 REMOTE_IP on the wire to the uplink, br42 with vx42 (local
+    REMOTE_IP), FRR, and two VM namespaces behind access veths: <tag>-pv1 (VX_IP, VX_MAC)
+    and <tag>-pv2 (PEER_VM2_IP, PEER_VM2_MAC, silent until a test moves a MAC there).
+    The two FRR instances speak iBGP l2vpn evpn over a veth bgp0 of their own
+    (BGP_DP_IP, BGP_RM_IP). vm0 resolves the peer's VMs by ARP across the overlay, as a
+    VM of a fleet does.
+
+    FRR's daemons are killed and their directories removed by destroy(), whatever
+    happened before."""
+
+    def __init__(self, tag: str, access: int = 2):
+        super().__init__(tag, access=access)
+        self.pvs = [f"{tag}-pv1", f"{tag}-pv2"]
+
+    def build(self):
+        for ns in [self.dp, self.rm] + self.vms + self.pvs:
+            run(["ip", "netns", "add", ns])
+            self.namespaces.append(ns)
+            _sysctl_quiet(ns)
+        self._build_access()
+        run(["ip", "-n", self.vms[0], "neigh", "del", VX_IP, "dev", "eth0"])
+        run(["ip", "link", "add", self.uplink_veth, "netns", self.dp, "type", "veth",
+             "peer", "name", "eth0", "netns", self.rm])
+        run(["ip", "-n", self.rm, "link", "set", "eth0", "address", REMOTE_MAC, "up"])
+        run(["ip", "-n", self.rm, "addr", "add", f"{REMOTE_IP}/24", "dev", "eth0"])
+        run(["ip", "-n", self.dp, "link", "set", self.uplink_veth, "up"])
+        run(["ip", "link", "add", "bgp0", "netns", self.dp, "type", "veth", "peer", "name", "bgp0", "netns", self.rm])
+        for ns, address in ((self.dp, BGP_DP_IP), (self.rm, BGP_RM_IP)):
+            run(["ip", "-n", ns, "addr", "add", f"{address}/30", "dev", "bgp0"])
+            run(["ip", "-n", ns, "link", "set", "bgp0", "up"])
+        self.evpn_host(self.dp, "up", "--vni", VNI, "--local", UPLINK_IP, "--underlay", UNDERLAY_PREFIX,
+                       "--peer", BGP_RM_IP)
+        self.evpn_host(self.rm, "up", "--vni", VNI, "--local", REMOTE_IP, "--peer", BGP_DP_IP)
+        for i, (pv, mac, address) in enumerate(zip(self.pvs, (VX_MAC, PEER_VM2_MAC), (VX_IP, PEER_VM2_IP))):
+            port = f"acc{i + 1}"
+            run(["ip", "link", "add", port, "netns", self.rm, "type", "veth", "peer", "name", "eth0", "netns", pv])
+            run(["ip", "-n", self.rm, "link", "set", port, "master", EVPN_BRIDGE, "up"])
+            run(["ip", "-n", pv, "link", "set", "eth0", "address", mac, "up"])
+            run(["ip", "-n", pv, "addr", "add", f"{address}/24", "dev", "eth0"])
+        self.wait_established()
+        return self
+
+    def frr_dir(self, ns: str) -> Path:
+        return FRR_ROOT / ns
+
+    def evpn_host(self, ns: str, action: str, *args, timeout: float = 60):
+        return run([EVPN_HOST_SH, action, "--netns", ns, *args], timeout=timeout)
+
+    def restart_frr(self, ns: str):
+        """Stops bgpd and zebra of `ns` (SIGTERM, as a service stop) and starts them again."""
+        return self.evpn_host(ns, "restart")
+
+    def vtysh(self, ns: str, command: str):
+        out = run(["vtysh", "--vty_socket", self.frr_dir(ns), "-c", command]).stdout
+        return json.loads(out) if command.endswith(" json") else out
+
+    def bgp_state(self, ns: str) -> dict[str, str]:
+        """Peer address -> BGP state of the l2vpn evpn sessions of `ns`'s FRR."""
+        peers = self.vtysh(ns, "show bgp l2vpn evpn summary json").get("peers", {})
+        return {address: p.get("state", "?") for address, p in peers.items()}
+
+    def fdb(self, ns: str, dev: str) -> list[dict]:
+        """The FDB entries on `dev` in `ns` (`bridge -j fdb show`)."""
+        return json.loads(run(["bridge", "-j", "fdb", "show", "dev", dev], ns=ns).stdout or "[]")
+
+    def flood_vteps(self, ns: str) -> set[str]:
+        """The VTEPs of vx42's flood list in `ns`: zero-MAC `self` entries (EVPN type-3)."""
+        return {e["dst"] for e in self.fdb(ns, EVPN_VXLAN) if e["mac"] == ZERO_MAC and "dst" in e}
+
+    def remote_macs(self, ns: str) -> dict[str, str]:
+        """MAC -> VTEP of the remote MACs FRR installed on vx42 in `ns` (EVPN type-2): an
+        `extern_learn` bridge entry on vx42 and a `self` entry with the destination. A
+        `self` entry alone is no remote MAC (FRR leaves stale ones behind)."""
+        entries = self.fdb(ns, EVPN_VXLAN)
+        bridged = {e["mac"] for e in entries if e.get("master") == EVPN_BRIDGE and "extern_learn" in e.get("flags", [])}
+        return {e["mac"]: e["dst"] for e in entries
+                if e["mac"] in bridged and "dst" in e and "extern_learn" in e.get("flags", [])}
+
+    def written_macs(self, ns: str = None) -> dict[str, str]:
+        """MAC -> state of the non-permanent bridge entries on the local port tfevpn42
+        (tunnelfwd's local MACs are `static`)."""
+        return {e["mac"]: e.get("state", "") for e in self.fdb(ns or self.dp, EVPN_PORT)
+                if e.get("master") == EVPN_BRIDGE and e.get("state") != "permanent"}
+
+    def wait_established(self, timeout: float = 30):
+        """Both sessions Established and each side's vx42 flooding to the other's VTEP."""
+        def ready():
+            states = (self.bgp_state(self.dp), self.bgp_state(self.rm))
+            if states != ({BGP_RM_IP: "Established"}, {BGP_DP_IP: "Established"}):
+                return None
+            return self.flood_vteps(self.dp) == {REMOTE_IP} and self.flood_vteps(self.rm) == {UPLINK_IP}
+        try:
+            wait_until(ready, timeout=timeout, what="both EVPN sessions Established and the type-3 entries installed",
+                       interval=0.2)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{self.frr_report()}") from None
+
+    def frr_report(self) -> str:
+        """What FRR and the kernels hold on both hosts, for failure messages."""
+        lines = []
+        for ns in (self.dp, self.rm):
+            for command in ("show bgp l2vpn evpn summary", "show evpn vni", f"show evpn mac vni {VNI}"):
+                p = run(["vtysh", "--vty_socket", self.frr_dir(ns), "-c", command], check=False)
+                lines.append(f"--- {ns}: {command}\n{p.stdout}{p.stderr}")
+            for dev in (EVPN_VXLAN, EVPN_PORT):
+                p = run(["bridge", "fdb", "show", "dev", dev], ns=ns, check=False)
+                lines.append(f"--- {ns}: bridge fdb show dev {dev}\n{p.stdout}{p.stderr}")
+        return "\n".join(lines)
+
+    def destroy(self):
+        errors = [e for ns in (self.dp, self.rm) for e in kill_frr(self.frr_dir(ns))]
+        return errors + super().destroy()
+
+
+def kill_frr(folder: Path) -> list[str]:
+    """SIGKILLs the FRR daemons whose pid files are in `folder`, waits for them to go,
+    and removes the folder; returns what went wrong."""
+    errors = []
+    for name in ("bgpd", "zebra"):
+        try:
+            pid = int((folder / f"{name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        try:
+            wait_until(lambda: process_gone(pid), timeout=5, what=f"{name} (pid {pid}) to exit")
+        except AssertionError as e:
+            errors.append(str(e))
+    shutil.rmtree(folder, ignore_errors=True)
+    return errors
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process `pid` has exited: gone, or a zombie (the daemons are orphans, and
+    whoever adopts them may take seconds to reap them)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def sweep_stale_frr(pattern: re.Pattern, dead) -> None:
+    """Kills the FRR instances of earlier test runs that died (folders under FRR_ROOT
+    named after their namespaces, whose pytest pid `dead` says is gone)."""
+    if FRR_ROOT.is_dir():
+        for folder in FRR_ROOT.iterdir():
+            m = pattern.match(folder.name)
+            if m and dead(m.group(2)):
+                kill_frr(folder)
+
+
+class TimedUdpFlows(UdpFlows):
+    """UdpFlows that also note when each datagram arrived, for the largest gap in a flow."""
+
+    def __init__(self, topology: Topology, targets, *args, **kw):
+        targets = list(targets)
+        # Before the receiver threads start.
+        self.arrival_times: dict[int, list[float]] = {i: [] for i in targets}
+        super().__init__(topology, targets, *args, **kw)
+
+    def _arrived(self, i: int, n: int):
+        self.arrival_times[i].append(time.monotonic())
+        super()._arrived(i, n)
+
+    def largest_gap(self, i: int) -> float:
+        times = self.arrival_times[i]
+        return max((b - a for a, b in zip(times, times[1:])), default=0.0)
 
 
 if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "blast":
