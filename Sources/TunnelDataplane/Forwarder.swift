@@ -91,6 +91,9 @@ public enum Forwarder {
         let kernel = try configuration.kernelSync.map { (sync) throws(DataplaneError) in
             try KernelNeighborSync(interface: sync.interface)
         }
+        let evpn = try configuration.evpn.map { (settings) throws(DataplaneError) in
+            try EVPNKernel(settings: settings, uplinkAddress: configuration.uplink.address.address)
+        }
 
         var rings: [OpaquePointer] = []
         defer { rings.forEach { rte_ring_free($0) } }
@@ -103,7 +106,9 @@ public enum Forwarder {
             rings.append(ring)
             return ring
         }
-        let learnedAges = configuration.learning.enabled ? LearnedAges.allocate(capacity: configuration.learning.maxEntries) : nil
+        // Local MACs of EVPN segments are learnt (and aged) even without learning from tunnels.
+        let learns = configuration.learning.enabled || configuration.evpn != nil
+        let learnedAges = learns ? LearnedAges.allocate(capacity: configuration.learning.maxEntries) : nil
         defer { learnedAges?.deallocate() }
         // Each worker owns the packets in its buffer (and frees them when it stops); the
         // buffers themselves are freed here, once the workers have been joined, because
@@ -131,11 +136,12 @@ public enum Forwarder {
         var control = ControlCore(
             uplink: uplink, queue: queues, workers: controlWorkers, pool: pool,
             counters: counters.block(lcore: EAL.mainLcore), nextHops: nextHops, resolutions: resolutions,
-            publisher: publisher, telemetry: telemetry, server: server, kernel: kernel, ports: started, links: links,
+            publisher: publisher, telemetry: telemetry, server: server, kernel: kernel, evpn: evpn, ports: started, links: links,
             pendingSettings: configuration.pending, running: running, overlay: overlay, resolver: resolver,
             learning: learnedAges.map {
                 ControlCore.Learning(ages: $0, agingTicks: LearningClock.ticks(seconds: configuration.learning.agingSeconds, tscHz: EAL.tscHz))
-            })
+            },
+            evpnMirror: EVPNFDBMirror(segments: evpn?.segments ?? []))
 
         let tscHz = EAL.tscHz
         // Static neighbors' MACs and the first requests before any worker runs: a frame
@@ -165,9 +171,10 @@ public enum Forwarder {
         }
         Log.info("\(workers.count) worker(s) on lcores \(workers.map(String.init).joined(separator: ",")), "
             + "control on lcore \(EAL.mainLcore); uplink \(uplink) \(uplink.macAddress) \(configuration.uplink.address); "
-            + "access \(accessPorts.map(\.description).joined(separator: ", ")); \(overlay.tunnels.count) tunnel(s), "
+            + "access \(accessPorts.map(\.description).joined(separator: ", ")); \(overlay.tunnelCount) tunnel(s), "
             + "\(overlay.neighbors.count) tunnel neighbor(s); pool \(pool.summary); telemetry \(EAL.runtimeDirectory)/dpdk_telemetry.v2, "
-            + "control \(server.path)" + (kernel.map { "; kernel neighbor sync on \($0.interface)" } ?? ""))
+            + "control \(server.path)" + (kernel.map { "; kernel neighbor sync on \($0.interface)" } ?? "")
+            + (evpn.map { "; EVPN segment(s) \($0.settings.segments.map { "\($0.vni) (\($0.vxlanInterface))" }.joined(separator: ", "))" } ?? ""))
 
         control.run()
 

@@ -11,7 +11,8 @@ struct TunnelCtl: ParsableCommand {
             The forwarder is found by its EAL --file-prefix: counters through its telemetry socket \
             /var/run/dpdk/PREFIX/dpdk_telemetry.v2, changes through /var/run/dpdk/PREFIX/tunnelfwd.sock.
             """,
-        subcommands: [Stats.self, Ports.self, TunnelCommand.self, ForwardingCommand.self, NeighborCommand.self, Pending.self])
+        subcommands: [Stats.self, Ports.self, TunnelCommand.self, ForwardingCommand.self, FloodCommand.self, NeighborCommand.self,
+                      Pending.self])
 
     /// `--file-prefix P` and `--json` belong to every subcommand; given before the
     /// subcommand (`tunnelctl --file-prefix P tunnel add ...`) they are moved after it.
@@ -99,8 +100,23 @@ extension JSONEncoder {
 }
 
 struct TunnelCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "tunnel", abstract: "Add or delete tunnels.",
-                                                    subcommands: [Add.self, Del.self])
+    static let configuration = CommandConfiguration(commandName: "tunnel", abstract: "Show, add or delete tunnels.",
+                                                    subcommands: [Show.self, Add.self, Del.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every tunnel: format, remote, VNI, origin (static or evpn), next hop and its state.")
+        @OptionGroup var target: Target
+
+        func run() throws {
+            try perform(.tunnelShow, target) { reply in
+                print("NAME                              TYPE    REMOTE           VNI       ORIGIN  NEXT HOP         STATE")
+                for row in reply.tunnels ?? [] {
+                    print(pad(row.name, 33), pad(row.type, 7), pad(row.remote, 16), pad(String(row.vni), 9), pad(row.origin, 7),
+                          pad(row.nextHop, 16), row.state + (row.heldForMs.map { ", withdrawn: goes in \($0) ms" } ?? ""))
+                }
+            }
+        }
+    }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add a tunnel; its next hop is resolved at once.")
@@ -138,15 +154,15 @@ struct ForwardingCommand: ParsableCommand {
                                                     subcommands: [Show.self, Add.self, Del.self])
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "The inner-MAC forwarding table: static entries, then learnt ones with the time since their MAC was last seen.")
+        static let configuration = CommandConfiguration(abstract: "The inner-MAC forwarding table, sorted by segment and MAC: each entry's tunnel and origin (static, evpn, learnt, local), and for learnt and local ones the time since their MAC was last seen.")
         @OptionGroup var target: Target
         @Option(parsing: .unconditional, help: "Only this segment.") var segment: String?
 
         func run() throws {
             try perform(.forwardingShow(segment: segment.map(ControlRequest.segment)), target) { reply in
-                print("SEGMENT   MAC                TUNNEL                            KIND     SEEN(ms ago)")
+                print("SEGMENT   MAC                TUNNEL                            ORIGIN   SEEN(ms ago)")
                 for row in reply.forwarding ?? [] {
-                    print(pad(String(row.segment), 9), pad(row.mac, 18), pad(row.tunnel, 33), pad(row.learned ? "learnt" : "static", 8),
+                    print(pad(String(row.segment), 9), pad(row.mac, 18), pad(row.tunnel ?? "(access port)", 33), pad(row.origin, 8),
                           row.lastSeenMs.map(String.init) ?? "-")
                 }
             }
@@ -166,12 +182,51 @@ struct ForwardingCommand: ParsableCommand {
     }
 
     struct Del: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove an inner-MAC forwarding entry, static or learnt.")
+        static let configuration = CommandConfiguration(abstract: "Remove an inner-MAC forwarding entry: static, learnt or local (EVPN entries go when FRR withdraws them).")
         @OptionGroup var target: Target
         @Option(parsing: .unconditional) var segment: String
         @Option var mac: String
 
         func run() throws { try perform(.forwardingDelete(segment: ControlRequest.segment(segment), mac: mac), target) }
+    }
+}
+
+struct FloodCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "flood", abstract: "Show or change the flood lists (head-end replication).",
+                                                    subcommands: [Show.self, Add.self, Del.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Each segment's flood list: its static tunnels, then those EVPN adds.")
+        @OptionGroup var target: Target
+        @Option(parsing: .unconditional, help: "Only this segment.") var segment: String?
+
+        func run() throws {
+            try perform(.floodShow(segment: segment.map(ControlRequest.segment)), target) { reply in
+                print("SEGMENT   STATIC                                    EVPN")
+                for row in reply.flood ?? [] {
+                    print(pad(String(row.segment), 9), pad(row.tunnels.isEmpty ? "-" : row.tunnels.joined(separator: ","), 41),
+                          row.evpn.isEmpty ? "-" : row.evpn.joined(separator: ","))
+                }
+            }
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a tunnel of the segment to its static flood list.")
+        @OptionGroup var target: Target
+        @Option(parsing: .unconditional) var segment: String
+        @Option var tunnel: String
+
+        func run() throws { try perform(.floodAdd(segment: ControlRequest.segment(segment), tunnel: tunnel), target) }
+    }
+
+    struct Del: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Take a tunnel out of the segment's static flood list.")
+        @OptionGroup var target: Target
+        @Option(parsing: .unconditional) var segment: String
+        @Option var tunnel: String
+
+        func run() throws { try perform(.floodDelete(segment: ControlRequest.segment(segment), tunnel: tunnel), target) }
     }
 }
 

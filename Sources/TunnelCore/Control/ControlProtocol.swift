@@ -3,19 +3,28 @@
 public enum ControlRequest: Codable, Sendable, Equatable {
     case tunnelAdd(TunnelSpec)
     case tunnelDelete(name: String)
+    case tunnelShow
     case forwardingAdd(segment: UInt32, mac: String, tunnel: String)
     case forwardingDelete(segment: UInt32, mac: String)
-    /// The inner-MAC forwarding table, static and learnt entries; one segment or all.
+    /// The inner-MAC forwarding table, every entry with its origin; one segment or all.
     case forwardingShow(segment: UInt32?)
+    case floodAdd(segment: UInt32, tunnel: String)
+    case floodDelete(segment: UInt32, tunnel: String)
+    case floodShow(segment: UInt32?)
     case neighborShow(all: Bool)
     case neighborFlush
     case pending
 
     /// The segment and inner MAC of a forwarding command; the error is a one-line reason.
     public static func forwardingKey(segment: UInt32, mac: String) throws(ControlError) -> (VNI, MACAddress) {
+        let vni = try segmentVNI(segment)
+        return (vni, try field("mac") { () throws(ValueRules.Problem) in try ValueRules.macAddress(mac) })
+    }
+
+    /// The segment of a command, or a one-line reason.
+    public static func segmentVNI(_ segment: UInt32) throws(ControlError) -> VNI {
         if let problem = ValueRules.vniProblem(Int(segment)) { throw ControlError("segment: " + problem) }
-        let address = try field("mac") { () throws(ValueRules.Problem) in try ValueRules.macAddress(mac) }
-        return (VNI(segment)!, address)
+        return VNI(segment)!
     }
 
     /// A segment as tunnelctl's `--segment` gives it: text, read as the file reads a VNI.
@@ -104,15 +113,20 @@ public struct ControlReply: Codable, Sendable, Equatable {
     public var underlay: [UnderlayNeighborRow]?
     public var pending: PendingReport?
     public var forwarding: [ForwardingRow]?
+    public var tunnels: [TunnelRow]?
+    public var flood: [FloodRow]?
 
     public init(ok: Bool, message: String, neighbors: [TunnelNeighborRow]? = nil,
-                underlay: [UnderlayNeighborRow]? = nil, pending: PendingReport? = nil, forwarding: [ForwardingRow]? = nil) {
+                underlay: [UnderlayNeighborRow]? = nil, pending: PendingReport? = nil, forwarding: [ForwardingRow]? = nil,
+                tunnels: [TunnelRow]? = nil, flood: [FloodRow]? = nil) {
         self.ok = ok
         self.message = message
         self.neighbors = neighbors
         self.underlay = underlay
         self.pending = pending
         self.forwarding = forwarding
+        self.tunnels = tunnels
+        self.flood = flood
     }
 
     public static func failure(_ message: String) -> ControlReply { ControlReply(ok: false, message: message) }
@@ -136,22 +150,64 @@ public struct TunnelNeighborRow: Codable, Sendable, Equatable {
     }
 }
 
-/// One inner-MAC forwarding entry: configured (or added with tunnelctl), or learnt from
-/// decapsulated traffic, with the time since its MAC was last seen.
+/// One inner-MAC forwarding entry, with its origin: `static` (configured, or added with
+/// tunnelctl), `evpn` (installed by FRR), `learnt` (from decapsulated traffic) or `local`
+/// (seen on an access port of an EVPN segment, and advertised), and for the last two the
+/// time since its MAC was last seen.
 public struct ForwardingRow: Codable, Sendable, Equatable {
     public var segment: UInt32
     public var mac: String
-    public var tunnel: String
-    public var learned: Bool
-    /// Learnt entries only: milliseconds since the MAC last arrived through the tunnel.
+    /// `nil` for a local MAC.
+    public var tunnel: String?
+    public var origin: String
     public var lastSeenMs: UInt64?
 
-    public init(segment: UInt32, mac: String, tunnel: String, learned: Bool, lastSeenMs: UInt64?) {
+    public init(segment: UInt32, mac: String, tunnel: String?, origin: String, lastSeenMs: UInt64?) {
         self.segment = segment
         self.mac = mac
         self.tunnel = tunnel
-        self.learned = learned
+        self.origin = origin
         self.lastSeenMs = lastSeenMs
+    }
+}
+
+/// One tunnel, with where it came from (`static` or `evpn`) and its next hop's state.
+public struct TunnelRow: Codable, Sendable, Equatable {
+    public var name: String
+    public var type: String
+    public var remote: String
+    public var vni: UInt32
+    public var dstPort: UInt16?
+    public var origin: String
+    public var nextHop: String
+    public var state: String
+    /// EVPN tunnels only: milliseconds until it goes, after FRR withdrew its VTEP.
+    public var heldForMs: UInt64?
+
+    public init(name: String, type: String, remote: String, vni: UInt32, dstPort: UInt16?, origin: String,
+                nextHop: String, state: String, heldForMs: UInt64?) {
+        self.name = name
+        self.type = type
+        self.remote = remote
+        self.vni = vni
+        self.dstPort = dstPort
+        self.origin = origin
+        self.nextHop = nextHop
+        self.state = state
+        self.heldForMs = heldForMs
+    }
+}
+
+/// The flood list of a segment: its static tunnels, then those EVPN adds.
+public struct FloodRow: Codable, Sendable, Equatable {
+    public var segment: UInt32
+    public var tunnels: [String]
+    public var evpn: [String]
+
+    public init(segment: UInt32, tunnels: [String], evpn: [String]) {
+        self.segment = segment
+        self.tunnels = tunnels
+        self.evpn = evpn
     }
 }
 

@@ -1,10 +1,23 @@
 /// The control plane's model of the overlay: tunnels, inner-MAC forwarding entries, flood
-/// lists and access ports, plus the tunnel neighbors they need. It is the single source of
-/// truth from which forwarding snapshots are built; runtime commands change it.
+/// lists and access ports, plus the tunnel neighbors they need. Every source of overlay
+/// state goes through it: the configuration, `tunnelctl`, data-plane learning and EVPN.
+///
+/// It keeps the data plane's two large tables itself, entry by entry: a tunnel's outer
+/// header is written once into its fixed slot of the `TunnelTable`, and a MAC's route into
+/// the `MACTable` when that MAC changes, so no change copies the others. What each change
+/// asks of the control core (publish a snapshot of the small parts, resolve a next hop,
+/// write the kernel) comes back as `OverlayEffects`. Time is passed in.
 public struct Overlay: Sendable {
-    public struct MACKey: Hashable, Sendable {
+    public struct MACKey: Hashable, Sendable, Comparable {
         public var segment: VNI
         public var mac: MACAddress
+
+        public init(segment: VNI, mac: MACAddress) {
+            self.segment = segment
+            self.mac = mac
+        }
+
+        public static func < (a: MACKey, b: MACKey) -> Bool { (a.segment.rawValue, a.mac) < (b.segment.rawValue, b.mac) }
     }
 
     public struct BoundAccessPort: Sendable {
@@ -12,11 +25,25 @@ public struct Overlay: Sendable {
         public var config: AccessPort
     }
 
+    /// Who made a tunnel.
+    public enum TunnelOrigin: String, Sendable {
+        /// The configuration file or `tunnelctl`.
+        case configured = "static"
+        /// A remote VTEP of an EVPN segment.
+        case evpn
+    }
+
+    struct TunnelRecord: Sendable {
+        var tunnel: Tunnel
+        var index: TunnelIndex
+        var nextHop: IPv4Address
+        var origin: TunnelOrigin
+    }
+
     public struct DeletedTunnel: Sendable {
         public var forwardingEntriesRemoved: Int
         public var floodListsLeft: Int
-        /// The next hop, when this tunnel was its last user.
-        public var removedNextHop: TunnelNeighborTable.Entry?
+        public var effects: OverlayEffects
     }
 
     public let uplink: Uplink
@@ -24,30 +51,48 @@ public struct Overlay: Sendable {
     public let maxTunnels: Int
     public let access: [BoundAccessPort]
     public let acceptsAnySource: Bool
-    /// Tunnels in the order they were created.
-    public private(set) var tunnels: [Tunnel] = []
-    /// Indexes of `tunnels`, so that checking a new tunnel costs no scan of the others.
-    private var byName: [String: Tunnel] = [:]
-    private var byEndpoint: [TunnelRules.Endpoint: String] = [:]
-    /// Each tunnel's outer header, built once when the tunnel is added: a plan copies them.
-    private var headers: [String: OuterHeaderTemplate] = [:]
-    public private(set) var forwarding: [MACKey: String] = [:]
-    /// MACs learnt from decapsulated traffic; a static entry (`forwarding`) for the same
-    /// key takes precedence and is never learnt over.
-    public private(set) var learned: LearnedMACs
+    /// Whether inner source MACs of tunnel packets are learnt (`learning.enabled`).
+    public let learnsFromTunnels: Bool
+
+    // The data plane's tables, written entry by entry.
+    public let tunnelTable: TunnelTable
+    public internal(set) var macTable: MACTable
+    var tunnelSlots: SlotAllocator
+
+    /// Tunnels by name, and their names in the order they were created.
+    var records: [String: TunnelRecord] = [:]
+    public internal(set) var tunnelNames: [String] = []
+    var byEndpoint: [TunnelRules.Endpoint: String] = [:]
+    var customPorts: [UInt16: (tunnel: Tunnel, users: Int)] = [:]
     /// Where a tunnel packet comes from, as far as learning can tell: the first tunnel
     /// created with this format, remote and VNI (another port or flow id is a twin).
-    private struct Origin: Hashable {
+    struct LearningOrigin: Hashable {
         var type: EncapsulationType
         var remote: IPv4Address
         var vni: VNI
 
         init(_ tunnel: Tunnel) { (type, remote, vni) = (tunnel.type, tunnel.remote, tunnel.vni) }
-        init(_ report: LearningReport) { (type, remote, vni) = (report.type, report.remote, report.vni) }
+        init(type: EncapsulationType, remote: IPv4Address, vni: VNI) { (self.type, self.remote, self.vni) = (type, remote, vni) }
     }
-    private var byOrigin: [Origin: String] = [:]
-    public private(set) var flood: [VNI: [String]] = [:]
-    public private(set) var neighbors: TunnelNeighborTable
+    var byLearningOrigin: [LearningOrigin: String] = [:]
+
+    // Segments: each VNI in use has a fixed index, the one MAC keys and access bindings
+    // carry; an index is freed when its last tunnel goes (access segments stay).
+    var segmentIndexes: [VNI: UInt16] = [:]
+    var segmentVNIs: [VNI?] = []
+    var freeSegmentIndexes: [UInt16] = []
+    var tunnelsPerSegment: [VNI: Int] = [:]
+    let accessSegments: Set<VNI>
+
+    /// Static entries: from the configuration or `tunnelctl`. They take precedence over
+    /// every other source, and are never learnt over.
+    public internal(set) var forwarding: [MACKey: String] = [:]
+    /// MACs learnt from decapsulated traffic, and the local MACs of EVPN segments.
+    public internal(set) var learned: LearnedMACs
+    /// Static flood lists, by segment.
+    public internal(set) var flood: [VNI: [String]] = [:]
+    public internal(set) var neighbors: TunnelNeighborTable
+    public internal(set) var evpn: EVPNState
 
     /// Builds the overlay of a validated configuration. `accessPortIDs` are the DPDK port
     /// ids of `configuration.access`, in the same order.
@@ -58,149 +103,271 @@ public struct Overlay: Sendable {
         maxTunnels = configuration.dataplane.maxTunnels
         access = zip(accessPortIDs, configuration.access).map { BoundAccessPort(portID: $0, config: $1) }
         acceptsAnySource = configuration.decapsulation.acceptFrom == .any
-        learned = LearnedMACs(capacity: configuration.learning.enabled ? configuration.learning.maxEntries : 0)
-        neighbors = TunnelNeighborTable(allocator: NextHopAllocator(
+        learnsFromTunnels = configuration.learning.enabled
+        // Local MACs of EVPN segments take learnt slots too.
+        let learns = configuration.learning.enabled || configuration.evpn != nil
+        learned = LearnedMACs(capacity: learns ? configuration.learning.maxEntries : 0)
+        tunnelTable = TunnelTable(capacity: maxTunnels)
+        macTable = MACTable(capacity: configuration.forwarding.count)
+        // A worker holds a tunnel's index for a burst at most; a second is ample.
+        tunnelSlots = SlotAllocator(capacity: maxTunnels, quarantineMs: 1000)
+        neighbors = TunnelNeighborTable(allocator: SlotAllocator(
             capacity: configuration.dataplane.maxNextHops,
             quarantineMs: UInt64(configuration.pending.lifetimeMs) + 1000))
+        evpn = EVPNState(settings: configuration.evpn)
+        accessSegments = Set(configuration.access.map(\.segment))
+        for vni in accessSegments.sorted() { _ = segmentIndex(claiming: vni) }
         for tunnel in configuration.tunnels { _ = try addTunnel(tunnel, nowMs: nowMs) }
         for entry in configuration.forwarding {
-            try addForwarding(segment: entry.segment, mac: entry.mac, tunnel: entry.tunnel)
+            _ = try addForwarding(segment: entry.segment, mac: entry.mac, tunnel: entry.tunnel)
         }
         for list in configuration.flood { flood[list.segment] = list.tunnels }
     }
 
     public func tunnel(named name: String) -> Tunnel? {
-        byName[name]
+        records[name]?.tunnel
     }
+
+    public func origin(ofTunnel name: String) -> TunnelOrigin? {
+        records[name]?.origin
+    }
+
+    /// The tunnels in the order they were created.
+    public var tunnels: [Tunnel] { tunnelNames.map { records[$0]!.tunnel } }
+
+    public var tunnelCount: Int { records.count }
 
     public func nextHop(of tunnel: Tunnel) -> IPv4Address? {
         uplink.nextHop(for: tunnel.remote)
     }
 
-    /// Adds a tunnel and attaches it to its next hop; an `.added` result is a new tunnel
-    /// neighbor to resolve at once.
-    public mutating func addTunnel(_ tunnel: Tunnel, nowMs: UInt64) throws(OverlayError) -> TunnelNeighborTable.AttachResult {
-        if self.tunnel(named: tunnel.name) != nil { throw .duplicateTunnel(tunnel.name) }
-        guard tunnels.count < maxTunnels else { throw .tunnelTableFull(maxTunnels) }
+    // MARK: tunnels
+
+    /// Adds a tunnel from the configuration or `tunnelctl`; its new next hop, if any, is
+    /// to be resolved at once.
+    public mutating func addTunnel(_ tunnel: Tunnel, nowMs: UInt64) throws(OverlayError) -> OverlayEffects {
+        guard !tunnel.name.hasPrefix(EVPNState.tunnelNamePrefix) else {
+            throw .invalidTunnel(tunnel.name, "names beginning with '\(EVPNState.tunnelNamePrefix)' are kept for the tunnels EVPN makes")
+        }
+        return try addTunnel(tunnel, origin: .configured, nowMs: nowMs)
+    }
+
+    mutating func addTunnel(_ tunnel: Tunnel, origin: TunnelOrigin, nowMs: UInt64) throws(OverlayError) -> OverlayEffects {
+        if records[tunnel.name] != nil { throw .duplicateTunnel(tunnel.name) }
+        guard records.count < maxTunnels else { throw .tunnelTableFull(maxTunnels) }
         if let problem = TunnelRules.problem(with: tunnel, uplink: uplink) {
             throw .invalidTunnel(tunnel.name, problem.description)
         }
-        if let problem = TunnelRules.portProblem(tunnel, among: tunnels) {
+        if let problem = TunnelRules.portProblem(tunnel, among: tunnelsWithCustomPorts) {
             throw .invalidTunnel(tunnel.name, problem.description)
         }
         if let twin = byEndpoint[TunnelRules.Endpoint(tunnel)] {
             throw .invalidTunnel(tunnel.name, TunnelRules.duplicateMessage(tunnel, of: twin))
         }
+        guard let slot = tunnelSlots.allocate(nowMs: nowMs) else { throw .tunnelTableFull(maxTunnels) }
         let hop = nextHop(of: tunnel)!
-        let result = neighbors.attach(tunnel: tunnel.name, nextHop: hop, nowMs: nowMs)
-        if result == .full { throw .nextHopTableFull(hop) }
-        tunnels.append(tunnel)
-        byName[tunnel.name] = tunnel
+        let attached = neighbors.attach(tunnel: tunnel.name, nextHop: hop, nowMs: nowMs)
+        guard attached != .full else {
+            tunnelSlots.release(slot, nowMs: nowMs)
+            throw .nextHopTableFull(hop)
+        }
+        var effects = OverlayEffects()
+        let id: NextHopID
+        switch attached {
+        case .added(let new):
+            id = new
+            effects.resolve.append(.init(address: hop, id: new))
+        case .shared(let existing):
+            id = existing
+        case .full:
+            preconditionFailure()
+        }
+        let index = TunnelIndex(rawValue: slot)
+        // Written before anything the workers read names the slot.
+        tunnelTable[index] = TunnelEntry(
+            header: OuterHeaderTemplate(tunnel: tunnel, localAddress: uplink.address.address, localMAC: localMAC), nextHop: id)
+        records[tunnel.name] = TunnelRecord(tunnel: tunnel, index: index, nextHop: hop, origin: origin)
+        tunnelNames.append(tunnel.name)
         byEndpoint[TunnelRules.Endpoint(tunnel)] = tunnel.name
-        headers[tunnel.name] = OuterHeaderTemplate(tunnel: tunnel, localAddress: uplink.address.address, localMAC: localMAC)
-        if byOrigin[Origin(tunnel)] == nil { byOrigin[Origin(tunnel)] = tunnel.name }
-        return result
+        let learningOrigin = LearningOrigin(tunnel)
+        if byLearningOrigin[learningOrigin] == nil { byLearningOrigin[learningOrigin] = tunnel.name }
+        _ = segmentIndex(claiming: tunnel.vni)
+        tunnelsPerSegment[tunnel.vni, default: 0] += 1
+        countPort(of: tunnel, by: 1)
+        effects.publish = true
+        return effects
     }
 
-    /// Deletes a tunnel with its forwarding entries and flood-list memberships.
+    /// One tunnel per UDP port in use that is not a registered one: what
+    /// `TunnelRules.portProblem` checks a new tunnel against (a handful at most).
+    private var tunnelsWithCustomPorts: [Tunnel] { customPorts.values.map(\.tunnel) }
+
+    private static let registeredPorts = Set([EncapsulationType.vxlan, .geneve].compactMap(\.defaultDestinationPort))
+
+    private mutating func countPort(of tunnel: Tunnel, by change: Int) {
+        guard let port = tunnel.destinationPort, !Self.registeredPorts.contains(port) else { return }
+        let users = (customPorts[port]?.users ?? 0) + change
+        var representative = customPorts[port]?.tunnel ?? tunnel
+        if users > 0, change < 0, representative.name == tunnel.name {
+            // Messages name a tunnel that still uses the port.
+            representative = records.values.first { $0.tunnel.destinationPort == port }!.tunnel
+        }
+        customPorts[port] = users == 0 ? nil : (representative, users)
+    }
+
+    /// Deletes a tunnel made by the configuration or `tunnelctl`, with its forwarding
+    /// entries and flood-list memberships.
     public mutating func deleteTunnel(named name: String, nowMs: UInt64) throws(OverlayError) -> DeletedTunnel {
-        guard let tunnel = byName.removeValue(forKey: name) else { throw .unknownTunnel(name) }
-        tunnels.removeAll { $0.name == name }
+        guard let record = records[name] else { throw .unknownTunnel(name) }
+        guard record.origin == .configured else { throw .managedByEVPN(name) }
+        if let vtep = evpn.vtep(usingTunnel: name) {
+            throw .invalidTunnel(name, "EVPN reaches VTEP \(vtep.address) of segment \(vtep.vni) through it")
+        }
+        return removeTunnel(named: name, nowMs: nowMs)
+    }
+
+    mutating func removeTunnel(named name: String, nowMs: UInt64) -> DeletedTunnel {
+        let record = records.removeValue(forKey: name)!
+        let tunnel = record.tunnel
+        tunnelNames.removeAll { $0 == name }
         byEndpoint[TunnelRules.Endpoint(tunnel)] = nil
-        headers[name] = nil
-        let origin = Origin(tunnel)
-        if byOrigin[origin] == name { byOrigin[origin] = tunnels.first { Origin($0) == origin }?.name }
-        tunnels.releaseSpareCapacity()
-        byName.releaseSpareCapacity()
+        countPort(of: tunnel, by: -1)
+        let learningOrigin = LearningOrigin(tunnel)
+        if byLearningOrigin[learningOrigin] == name {
+            byLearningOrigin[learningOrigin] = tunnelNames.first { LearningOrigin(records[$0]!.tunnel) == learningOrigin }
+        }
+        records.releaseSpareCapacity()
+        tunnelNames.releaseSpareCapacity()
         byEndpoint.releaseSpareCapacity()
-        headers.releaseSpareCapacity()
-        byOrigin.releaseSpareCapacity()
-        let before = forwarding.count
-        forwarding = forwarding.filter { $0.value != name }
-        let learnedRemoved = learned.forget(tunnel: name)
+        byLearningOrigin.releaseSpareCapacity()
+
+        var effects = OverlayEffects()
+        var removed: [MACKey] = forwarding.filter { $0.value == name }.map(\.key)
+        for key in removed { forwarding[key] = nil }
+        removed += learned.forget(tunnel: name)
+        removed += evpn.forgetMACs(behind: name)
+        forwarding.releaseSpareCapacity()
+        for key in removed { refresh(key, &effects) }
         var floodLeft = 0
         for (segment, list) in flood where list.contains(name) {
             flood[segment] = list.filter { $0 != name }
             floodLeft += 1
         }
-        let removed = neighbors.detach(tunnel: name, nextHop: nextHop(of: tunnel)!, nowMs: nowMs)
-        return DeletedTunnel(forwardingEntriesRemoved: before - forwarding.count + learnedRemoved, floodListsLeft: floodLeft,
-                             removedNextHop: removed)
+        if let gone = neighbors.detach(tunnel: name, nextHop: record.nextHop, nowMs: nowMs) {
+            effects.forget.append(gone.address)
+        }
+        tunnelsPerSegment[tunnel.vni]! -= 1
+        if tunnelsPerSegment[tunnel.vni] == 0 {
+            tunnelsPerSegment[tunnel.vni] = nil
+            releaseSegmentIndex(of: tunnel.vni)
+        }
+        tunnelSlots.release(record.index.rawValue, nowMs: nowMs)
+        effects.publish = true
+        return DeletedTunnel(forwardingEntriesRemoved: removed.count, floodListsLeft: floodLeft, effects: effects)
     }
 
-    public mutating func addForwarding(segment: VNI, mac: MACAddress, tunnel name: String) throws(OverlayError) {
-        guard let tunnel = tunnel(named: name) else { throw .unknownTunnel(name) }
-        guard tunnel.vni == segment else { throw .segmentMismatch(tunnel: name, vni: tunnel.vni, segment: segment) }
-        guard mac.isUnicast else { throw .invalidMAC(mac) }
-        let key = MACKey(segment: segment, mac: mac)
-        if let existing = forwarding[key] { throw .duplicateForwarding(segment: segment, mac: mac, tunnel: existing) }
-        forwarding[key] = name
-        learned.forget(key)
+    // MARK: segments
+
+    /// The index of segment `vni`, given it one if it has none.
+    mutating func segmentIndex(claiming vni: VNI) -> UInt16 {
+        if let index = segmentIndexes[vni] { return index }
+        let index: UInt16
+        if !freeSegmentIndexes.isEmpty {
+            // The longest-free index first: a worker that still reads the old snapshot
+            // finds nothing of the new segment under it.
+            index = freeSegmentIndexes.removeFirst()
+            segmentVNIs[Int(index)] = vni
+        } else {
+            precondition(segmentVNIs.count < Int(UInt16.max), "segment indexes are 16-bit")
+            index = UInt16(segmentVNIs.count)
+            segmentVNIs.append(vni)
+        }
+        segmentIndexes[vni] = index
+        return index
     }
 
-    /// Deletes a static entry, or else a learnt one.
-    public mutating func deleteForwarding(segment: VNI, mac: MACAddress) throws(OverlayError) {
-        let key = MACKey(segment: segment, mac: mac)
-        guard forwarding.removeValue(forKey: key) != nil || learned.forget(key) != nil else {
-            throw .unknownForwarding(segment: segment, mac: mac)
+    private mutating func releaseSegmentIndex(of vni: VNI) {
+        guard !accessSegments.contains(vni), let index = segmentIndexes.removeValue(forKey: vni) else { return }
+        segmentVNIs[Int(index)] = nil
+        freeSegmentIndexes.append(index)
+    }
+
+    // MARK: the MAC table
+
+    /// The route the workers should find for `key`: a static entry, else an EVPN one, else
+    /// a learnt or local one.
+    func route(for key: MACKey) -> MACRoute? {
+        if let name = forwarding[key] { return MACRoute(tunnel: records[name]!.index) }
+        if let remote = evpn.remoteMACs[key] { return MACRoute(tunnel: records[remote.tunnel]!.index) }
+        if let entry = learned.entries[key] {
+            return MACRoute(tunnel: entry.tunnel.map { records[$0]!.index } ?? .local, learnedSlot: entry.slot)
+        }
+        return nil
+    }
+
+    /// Writes the route of `key` into the MAC table after a change of any of its sources.
+    /// A table too full for a new key is copied into a larger one first, which the next
+    /// snapshot carries to the workers.
+    mutating func refresh(_ key: MACKey, _ effects: inout OverlayEffects) {
+        guard let segment = segmentIndexes[key.segment] else { return }
+        let tableKey = MACTableReader.key(segment: segment, mac: key.mac)
+        guard let route = route(for: key) else {
+            macTable.remove(tableKey)
+            return
+        }
+        if !macTable.set(tableKey, route) {
+            macTable = macTable.rebuilt()
+            macTable.set(tableKey, route)
+            effects.publish = true
         }
     }
 
-    /// Learns where a worker saw an inner MAC come from. `nil` when there is nothing to
-    /// learn: no tunnel of ours has that origin, or a static entry owns the MAC.
-    public mutating func learn(_ report: LearningReport) -> LearnedMACs.Outcome? {
-        let key = MACKey(segment: report.vni, mac: report.mac)
-        guard forwarding[key] == nil, report.mac.isUnicast,
-              let tunnel = byOrigin[Origin(report)] else { return nil }
-        return learned.learn(key, tunnel: tunnel)
+    /// The route the workers find for `key` now.
+    public func publishedRoute(_ key: MACKey) -> MACRoute? {
+        segmentIndexes[key.segment].flatMap { macTable.route(key: MACTableReader.key(segment: $0, mac: key.mac)) }
     }
 
-    /// Forgets the learnt MACs not seen for `agingTicks`; returns how many.
-    public mutating func expireLearned(now: UInt64, agingTicks: UInt64, lastSeen: (Int) -> UInt64) -> Int {
-        learned.expire(now: now, agingTicks: agingTicks, lastSeen: lastSeen).count
-    }
+    // MARK: the snapshot
 
-    /// The forwarding state the workers need, with outer headers ready for each tunnel.
+    /// The small parts of the forwarding state (segments with their flood lists and
+    /// deliveries, access bindings, decapsulation ports, accepted sources), with the
+    /// shared tunnel and MAC tables.
     public func plan() -> ForwardingPlan {
-        var plan = ForwardingPlan()
-        let vnis = Set(access.map(\.config.segment)).union(forwarding.keys.map(\.segment)).union(flood.keys)
-            .union(learned.entries.keys.map(\.segment))
-        plan.segments = vnis.sorted()
-        let segmentIndex = Dictionary(uniqueKeysWithValues: plan.segments.enumerated().map { ($1, UInt16($0)) })
-        var tunnelIndex: [String: TunnelIndex] = [:]
-        for tunnel in tunnels {
-            tunnelIndex[tunnel.name] = TunnelIndex(rawValue: UInt32(plan.tunnels.count))
-            plan.tunnels.append(TunnelEntry(header: headers[tunnel.name]!, nextHop: neighbors[nextHop(of: tunnel)!]!.id))
-        }
-        plan.flood = plan.segments.map { vni in (flood[vni] ?? []).compactMap { tunnelIndex[$0] } }
-        plan.deliveries = plan.segments.map { vni in
-            access.indices.filter { access[$0].config.segment == vni }.map {
-                AccessDelivery(accessIndex: UInt16($0), vlan: access[$0].config.vlan ?? 0)
+        var plan = ForwardingPlan(tunnels: tunnelTable, macs: macTable)
+        plan.segments = segmentVNIs.map { vni in
+            vni.map { vni in
+                ForwardingPlan.Segment(
+                    vni: vni, flood: floodList(vni).map { records[$0]!.index },
+                    deliveries: access.indices.filter { access[$0].config.segment == vni }.map {
+                        AccessDelivery(accessIndex: UInt16($0), vlan: access[$0].config.vlan ?? 0)
+                    },
+                    learnsFromTunnels: learnsFromTunnels && !evpn.segments.contains(vni))
             }
         }
         // The registered ports are always served, so a peer can reach us before we have a
         // tunnel back to it. TunnelRules.portProblem keeps the rest distinct and few enough.
         plan.decapsulationPorts.add(EncapsulationType.vxlan.defaultDestinationPort!, .vxlan)
         plan.decapsulationPorts.add(EncapsulationType.geneve.defaultDestinationPort!, .geneve)
-        for tunnel in tunnels {
-            if let port = tunnel.destinationPort {
-                let added = plan.decapsulationPorts.add(port, tunnel.type)
-                precondition(added, "TunnelRules.portProblem bounds the ports in use")
-            }
+        for tunnel in tunnelsWithCustomPorts {
+            let added = plan.decapsulationPorts.add(tunnel.destinationPort!, tunnel.type)
+            precondition(added, "TunnelRules.portProblem bounds the ports in use")
         }
         for port in access {
-            plan.access[port.portID] = AccessBinding(segment: segmentIndex[port.config.segment]!, vlan: port.config.vlan ?? 0)
+            plan.access[port.portID] = AccessBinding(
+                segment: segmentIndexes[port.config.segment]!, vlan: port.config.vlan ?? 0,
+                learnsSources: evpn.segments.contains(port.config.segment))
         }
         plan.acceptsAnySource = acceptsAnySource
-        plan.sources = tunnels.compactMap { tunnel in segmentIndex[tunnel.vni].map { ($0, tunnel.remote) } }
-        plan.macs = forwarding.map { key, name in
-            ForwardingPlan.MACEntry(segment: segmentIndex[key.segment]!, mac: key.mac, tunnel: tunnelIndex[name]!)
-        }
-        plan.macs += learned.entries.map { key, entry in
-            ForwardingPlan.MACEntry(segment: segmentIndex[key.segment]!, mac: key.mac, tunnel: tunnelIndex[entry.tunnel]!,
-                                    learnedSlot: entry.slot)
-        }
+        plan.sources = records.values.map { (segmentIndexes[$0.tunnel.vni]!, $0.tunnel.remote) }
         return plan
+    }
+
+    /// The flood list of a segment: its static list, then the VTEPs EVPN floods to that
+    /// are not on it.
+    public func floodList(_ vni: VNI) -> [String] {
+        let configured = flood[vni] ?? []
+        let learnt = evpn.floodTunnels(vni).filter { !configured.contains($0) }
+        return configured + learnt
     }
 }
 
@@ -208,24 +375,32 @@ public enum OverlayError: Error, Equatable, CustomStringConvertible {
     case duplicateTunnel(String)
     case unknownTunnel(String)
     case invalidTunnel(String, String)
+    case managedByEVPN(String)
     case nextHopTableFull(IPv4Address)
     case tunnelTableFull(Int)
     case segmentMismatch(tunnel: String, vni: VNI, segment: VNI)
     case invalidMAC(MACAddress)
     case duplicateForwarding(segment: VNI, mac: MACAddress, tunnel: String)
     case unknownForwarding(segment: VNI, mac: MACAddress)
+    case notStatic(segment: VNI, mac: MACAddress, origin: String)
+    case duplicateFlood(segment: VNI, tunnel: String)
+    case notInFlood(segment: VNI, tunnel: String)
 
     public var description: String {
         switch self {
         case .duplicateTunnel(let n): "a tunnel named \(ConfigurationText.quote(n)) already exists"
         case .unknownTunnel(let n): "no tunnel named \(ConfigurationText.quote(n))"
         case .invalidTunnel(let n, let why): "tunnel \(ConfigurationText.quote(n)): \(why)"
+        case .managedByEVPN(let n): "tunnel '\(n)' comes from EVPN: it goes when FRR withdraws its VTEP"
         case .nextHopTableFull(let a): "next hop \(a): the next-hop table is full (dataplane.max_next_hops)"
         case .tunnelTableFull(let n): "there are \(n) tunnels already, the most dataplane.max_tunnels allows"
         case .segmentMismatch(let n, let vni, let s): "tunnel '\(n)' carries vni \(vni), not segment \(s)"
         case .invalidMAC(let m): "mac: " + ValueRules.notUnicastMessage(m)
         case .duplicateForwarding(let s, let m, let t): "segment \(s) already forwards \(m) to tunnel '\(t)'"
         case .unknownForwarding(let s, let m): "segment \(s) has no forwarding entry for \(m)"
+        case .notStatic(let s, let m, let o): "segment \(s): the entry for \(m) comes from \(o), not from configuration: it cannot be deleted"
+        case .duplicateFlood(let s, let t): "tunnel '\(t)' is already in the flood list of segment \(s)"
+        case .notInFlood(let s, let t): "tunnel '\(t)' is not in the static flood list of segment \(s)"
         }
     }
 }

@@ -20,9 +20,9 @@ public struct TunnelNeighborTable: Sendable {
 
     public private(set) var entries: [IPv4Address: Entry] = [:]
     private var addressByID: [NextHopID: IPv4Address] = [:]
-    private var allocator: NextHopAllocator
+    private var allocator: SlotAllocator
 
-    public init(allocator: NextHopAllocator) {
+    public init(allocator: SlotAllocator) {
         self.allocator = allocator
     }
 
@@ -37,7 +37,8 @@ public struct TunnelNeighborTable: Sendable {
             entries[nextHop]!.tunnels.insert(tunnel)
             return .shared(entry.id)
         }
-        guard let id = allocator.allocate(nowMs: nowMs) else { return .full }
+        guard let slot = allocator.allocate(nowMs: nowMs) else { return .full }
+        let id = NextHopID(rawValue: slot)
         entries[nextHop] = Entry(address: nextHop, id: id, tunnels: [tunnel])
         addressByID[id] = nextHop
         return .added(id)
@@ -57,7 +58,7 @@ public struct TunnelNeighborTable: Sendable {
         addressByID[entry.id] = nil
         entries.releaseSpareCapacity()
         addressByID.releaseSpareCapacity()
-        allocator.release(entry.id, nowMs: nowMs)
+        allocator.release(entry.id.rawValue, nowMs: nowMs)
         return entry
     }
 }

@@ -1,5 +1,5 @@
 /// One tunnel as the workers see it: a ready outer header and the next hop whose MAC
-/// completes it. One cache line (the snapshot aligns its array to 64 bytes).
+/// completes it. One cache line (`TunnelTable` is page-aligned).
 public struct TunnelEntry: Sendable {
     public var header: OuterHeaderTemplate
     public var nextHop: NextHopID
@@ -10,30 +10,39 @@ public struct TunnelEntry: Sendable {
     }
 }
 
-/// Identifies a tunnel inside one forwarding snapshot (an index into its tunnel array).
-public struct TunnelIndex: Hashable, Sendable {
+/// Identifies a tunnel: its slot in the `TunnelTable`, fixed for the tunnel's life.
+public struct TunnelIndex: Hashable, Sendable, Comparable {
     public let rawValue: UInt32
 
     @inlinable
     public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// The route of a MAC behind an access port of its own segment (a local MAC of an
+    /// EVPN segment): not a tunnel.
+    public static let local = TunnelIndex(rawValue: UInt32.max &- 3)
+
+    public static func < (a: TunnelIndex, b: TunnelIndex) -> Bool { a.rawValue < b.rawValue }
 }
 
-/// What a worker needs to know about an access port: which segment its frames belong to
-/// and which VLAN tag, if any, it takes.
+/// What a worker needs to know about an access port: which segment its frames belong to,
+/// which VLAN tag, if any, it takes, and whether its source MACs are learnt as local MACs.
 public struct AccessBinding: Sendable, Equatable {
     /// Index into the snapshot's segments; `AccessBinding.unbound` when the port is not
     /// an access port.
     public var segment: UInt16
     /// 0 = frames are carried unchanged, tagged or not.
     public var vlan: UInt16
+    /// The segment is an EVPN segment: the MACs behind this port are advertised.
+    public var learnsSources: Bool
 
     /// A port that is not an access port. Workers never see it: they receive only on
     /// access ports, and every snapshot binds all of them.
     public static let unbound = AccessBinding(segment: 0xFFFF, vlan: 0)
 
-    public init(segment: UInt16, vlan: UInt16) {
+    public init(segment: UInt16, vlan: UInt16, learnsSources: Bool = false) {
         self.segment = segment
         self.vlan = vlan
+        self.learnsSources = learnsSources
     }
 }
 
@@ -43,6 +52,9 @@ public struct SegmentEntry: Sendable {
     public var floodCount: UInt32
     public var deliveryStart: UInt32
     public var deliveryCount: UInt32
+    /// Inner source MACs of its tunnel packets are learnt (not in EVPN segments, whose
+    /// remote MACs come from BGP).
+    public var learnsFromTunnels: Bool
 }
 
 /// Where a decapsulated frame of a segment goes: an access port, by its position in the
@@ -64,30 +76,19 @@ struct SegmentBucket {
     @usableFromInline var segment: UInt32
 }
 
-@usableFromInline
-struct ForwardingBucket {
-    /// Segment index in bits 63…48, inner MAC in bits 47…0.
-    @usableFromInline var key: UInt64
-    /// Tunnel index + 1; 0 marks an empty bucket.
-    @usableFromInline var tunnelPlusOne: UInt32
-    /// The entry's `LearnedAges` slot + 1; 0 for a static entry.
-    @usableFromInline var learnedSlotPlusOne: UInt32
-}
-
-/// The read-only forwarding state of the data plane: access bindings, segments with their
-/// flood lists, tunnels with their outer-header templates, and the inner-MAC table.
+/// The forwarding state of the data plane as the workers read it: access bindings,
+/// segments with their flood lists and deliveries, the accepted sources, and the two
+/// tables that change in place, tunnels and inner MACs.
 ///
-/// It lives at the start of a single allocation together with the arrays it points to.
-/// The control core builds a new one for every change and publishes it; workers only
-/// read it, and the old one is freed once every worker has passed a quiescent point
-/// (see `QuiescentState`). Everything here is trivial, so a worker holding a pointer to it
-/// does no reference counting.
+/// It lives at the start of a single allocation together with the small arrays it points
+/// to. The control core builds a new one when segments, flood lists, access ports or
+/// tunnel sources change, and publishes it; the tunnel and MAC tables are shared between
+/// snapshots and changed entry by entry. The old snapshot is freed once every worker has
+/// passed a quiescent point (see `QuiescentState`). Everything here is trivial, so a
+/// worker holding a pointer to it does no reference counting.
 public struct ForwardingView {
-    @usableFromInline let buckets: UnsafeMutablePointer<ForwardingBucket>
-    @usableFromInline let bucketMask: UInt64
-    @usableFromInline let bucketShift: UInt64
+    public let macs: MACTableReader
     public let tunnels: UnsafeMutablePointer<TunnelEntry>
-    public let tunnelCount: Int
     public let segments: UnsafeMutablePointer<SegmentEntry>
     public let segmentCount: Int
     @usableFromInline let floodTunnels: UnsafeMutablePointer<TunnelIndex>
@@ -131,23 +132,16 @@ public struct ForwardingView {
         }
     }
 
-    /// The key of an inner MAC in a segment: segment index in bits 63…48, MAC below.
+    /// The key of an inner MAC in a segment.
     @inlinable @inline(__always)
     public static func key(segment: UInt16, mac: MACAddress) -> UInt64 {
-        UInt64(segment) << 48 | mac.rawValue
+        MACTableReader.key(segment: segment, mac: mac)
     }
 
-    @inlinable @inline(__always)
-    func bucketIndex(of key: UInt64) -> Int {
-        // Fibonacci hashing: the multiply spreads the MAC's low (vendor-assigned) bits over
-        // the top bits, which select the bucket.
-        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) &>> bucketShift)
-    }
-
-    /// Whether the MAC table is small enough (16 KiB) to stay in the L1 cache, where
-    /// prefetching its buckets costs instructions and saves nothing.
+    /// Whether the MAC table stays in the L1 cache, where prefetching its buckets costs
+    /// instructions and saves nothing.
     @inlinable
-    public var bucketsFitInL1Cache: Bool { bucketMask < 1024 }
+    public var bucketsFitInL1Cache: Bool { macs.fitsInL1Cache }
 
     /// The access binding of a DPDK port id.
     @inlinable @inline(__always)
@@ -155,14 +149,15 @@ public struct ForwardingView {
         Int(port) < accessCapacity ? access[Int(port)] : .unbound
     }
 
-    /// Where the first cache line of the bucket for `(segment, mac)` lives, so a burst can
-    /// prefetch every packet's bucket before looking any of them up.
+    /// Where the first cache line of the bucket for a key lives, so a burst can prefetch
+    /// every packet's bucket before looking any of them up.
     @inlinable @inline(__always)
     public func bucketAddress(key: UInt64) -> UnsafeRawPointer {
-        UnsafeRawPointer(buckets + bucketIndex(of: key))
+        macs.bucketAddress(key: key)
     }
 
-    /// The tunnel that `mac` is reached through in `segment`; `nil` for an unknown MAC.
+    /// The tunnel that `mac` is reached through in `segment` (`TunnelIndex.local` for a
+    /// local MAC); `nil` for an unknown MAC.
     @inlinable @inline(__always)
     public func tunnel(segment: UInt16, mac: MACAddress) -> TunnelIndex? {
         tunnel(key: Self.key(segment: segment, mac: mac))
@@ -171,27 +166,14 @@ public struct ForwardingView {
     /// The tunnel of a forwarding key (`key(segment:mac:)`); `nil` when it has none.
     @inlinable @inline(__always)
     public func tunnel(key: UInt64) -> TunnelIndex? {
-        bucket(key: key).map { TunnelIndex(rawValue: $0.tunnelPlusOne &- 1) }
+        macs.route(key: key)?.tunnel
     }
 
-    /// The tunnel of a forwarding key and, when the entry was learnt, its slot in
-    /// `LearnedAges`; `nil` when the key has no entry.
+    /// The route of a forwarding key: its tunnel and, when the entry was learnt, its slot
+    /// in `LearnedAges`; `nil` when the key has no entry.
     @inlinable @inline(__always)
-    public func route(key: UInt64) -> (tunnel: TunnelIndex, learnedSlot: Int?)? {
-        bucket(key: key).map { b in
-            (TunnelIndex(rawValue: b.tunnelPlusOne &- 1), b.learnedSlotPlusOne == 0 ? nil : Int(b.learnedSlotPlusOne &- 1))
-        }
-    }
-
-    @inlinable @inline(__always)
-    func bucket(key: UInt64) -> ForwardingBucket? {
-        var i = bucketIndex(of: key)
-        while true {
-            let bucket = buckets[i]
-            if bucket.tunnelPlusOne == 0 { return nil }
-            if bucket.key == key { return bucket }
-            i = (i &+ 1) & Int(truncatingIfNeeded: bucketMask)
-        }
+    public func route(key: UInt64) -> MACRoute? {
+        macs.route(key: key)
     }
 
     @inlinable @inline(__always)

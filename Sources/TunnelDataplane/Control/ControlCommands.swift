@@ -24,41 +24,47 @@ extension ControlCore {
         switch request {
         case .tunnelAdd(let spec):
             let tunnel = try spec.tunnel()
-            let attached = try overlay.addTunnel(tunnel, nowMs: now)
-            inForceAt = publishSnapshot(nowMs: now)
-            let hop = overlay.nextHop(of: tunnel)!
-            if case .added(let id) = attached {
-                let actions = resolver.attach(hop, id: id, nowMs: now)
-                apply(actions)
-            }
+            let effects = try overlay.addTunnel(tunnel, nowMs: now)
+            inForceAt = apply(effects, nowMs: now)
             publishTelemetry(nowMs: now)
-            let state = resolver.tunnelNeighbors[hop].map { $0.published == nil ? "resolving" : "resolved" } ?? "?"
-            return ControlReply(ok: true, message: "tunnel \(tunnel.name) added: \(tunnel.type.rawValue) to \(tunnel.remote) vni \(tunnel.vni), next hop \(hop) (\(state))")
+            let hop = overlay.nextHop(of: tunnel)!
+            return ControlReply(ok: true, message: "tunnel \(tunnel.name) added: \(tunnel.type.rawValue) to \(tunnel.remote) vni \(tunnel.vni), next hop \(hop) (\(nextHopState(hop)))")
         case .tunnelDelete(let name):
             let deleted = try overlay.deleteTunnel(named: name, nowMs: now)
-            inForceAt = publishSnapshot(nowMs: now)
-            if let gone = deleted.removedNextHop {
-                let actions = resolver.detach(gone.address, nowMs: now)
-                apply(actions)
-            }
+            inForceAt = apply(deleted.effects, nowMs: now)
             publishTelemetry(nowMs: now)
             return ControlReply(ok: true, message: "tunnel \(name) deleted with \(deleted.forwardingEntriesRemoved) forwarding entr\(deleted.forwardingEntriesRemoved == 1 ? "y" : "ies") and \(deleted.floodListsLeft) flood-list membership(s)"
-                + (deleted.removedNextHop.map { "; next hop \($0.address) no longer tracked" } ?? ""))
+                + (deleted.effects.forget.first.map { "; next hop \($0) no longer tracked" } ?? ""))
+        case .tunnelShow:
+            let rows = tunnelRows(nowMs: now)
+            return ControlReply(ok: true, message: "\(rows.count) tunnel(s)", tunnels: rows)
         case .forwardingAdd(let segment, let macText, let name):
             let (vni, mac) = try ControlRequest.forwardingKey(segment: segment, mac: macText)
-            try overlay.addForwarding(segment: vni, mac: mac, tunnel: name)
-            inForceAt = publishSnapshot(nowMs: now)
+            inForceAt = apply(try overlay.addForwarding(segment: vni, mac: mac, tunnel: name), nowMs: now)
             return ControlReply(ok: true, message: "segment \(vni): \(mac) -> tunnel \(name)")
         case .forwardingDelete(let segment, let macText):
             let (vni, mac) = try ControlRequest.forwardingKey(segment: segment, mac: macText)
-            try overlay.deleteForwarding(segment: vni, mac: mac)
-            inForceAt = publishSnapshot(nowMs: now)
+            inForceAt = apply(try overlay.deleteForwarding(segment: vni, mac: mac), nowMs: now)
             return ControlReply(ok: true, message: "segment \(vni): \(mac) removed")
         case .forwardingShow(let segment):
-            let rows = forwardingRows(segment: segment)
-            let learned = rows.filter(\.learned).count
-            return ControlReply(ok: true, message: "\(rows.count) forwarding entr\(rows.count == 1 ? "y" : "ies"), \(learned) learnt",
-                                forwarding: rows)
+            let rows = try forwardingRows(segment: segment.map(ControlRequest.segmentVNI))
+            var byOrigin: [String: Int] = [:]
+            for row in rows { byOrigin[row.origin, default: 0] += 1 }
+            let summary = byOrigin.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+            return ControlReply(ok: true, message: "\(rows.count) forwarding entr\(rows.count == 1 ? "y" : "ies")"
+                                + (summary.isEmpty ? "" : ": \(summary)"), forwarding: rows)
+        case .floodAdd(let segment, let name):
+            let vni = try ControlRequest.segmentVNI(segment)
+            inForceAt = apply(try overlay.addFlood(segment: vni, tunnel: name), nowMs: now)
+            return ControlReply(ok: true, message: "segment \(vni): tunnel \(name) joined the flood list")
+        case .floodDelete(let segment, let name):
+            let vni = try ControlRequest.segmentVNI(segment)
+            inForceAt = apply(try overlay.deleteFlood(segment: vni, tunnel: name), nowMs: now)
+            return ControlReply(ok: true, message: "segment \(vni): tunnel \(name) left the flood list")
+        case .floodShow(let segment):
+            let wanted = try segment.map(ControlRequest.segmentVNI)
+            let rows = floodRows().filter { wanted == nil || $0.segment == wanted!.rawValue }
+            return ControlReply(ok: true, message: "\(rows.count) flood list(s)", flood: rows)
         case .neighborShow(let all):
             return ControlReply(ok: true, message: "\(overlay.neighbors.count) tunnel neighbor(s)",
                                 neighbors: neighborRows(nowMs: now), underlay: all ? underlayRows(nowMs: now) : nil)
@@ -71,6 +77,10 @@ extension ControlCore {
         case .pending:
             return ControlReply(ok: true, message: "", pending: pendingReport())
         }
+    }
+
+    private func nextHopState(_ hop: IPv4Address) -> String {
+        resolver.tunnelNeighbors[hop].map { $0.published == nil ? "resolving" : "resolved" } ?? "?"
     }
 
     // MARK: reports
@@ -87,20 +97,41 @@ extension ControlCore {
         }
     }
 
-    /// Static entries, then learnt ones, of one segment or all; each sorted by segment and MAC.
-    private func forwardingRows(segment: UInt32?) -> [ForwardingRow] {
-        let order = { (a: Overlay.MACKey, b: Overlay.MACKey) in (a.segment.rawValue, a.mac) < (b.segment.rawValue, b.mac) }
-        let wanted = { (key: Overlay.MACKey) in segment == nil || key.segment.rawValue == segment }
-        let statics = overlay.forwarding.filter { wanted($0.key) }.sorted { order($0.key, $1.key) }.map { key, tunnel in
-            ForwardingRow(segment: key.segment.rawValue, mac: key.mac.description, tunnel: tunnel, learned: false, lastSeenMs: nil)
-        }
+    /// Every forwarding entry in force, of one segment or all, sorted by segment and MAC.
+    private func forwardingRows(segment: VNI?) -> [ForwardingRow] {
         let now = LearningClock.tick(tsc: rte_rdtsc())
-        let learnt = overlay.learned.entries.filter { wanted($0.key) }.sorted { order($0.key, $1.key) }.map { key, entry in
-            let seen = learning?.ages.lastSeen(entry.slot) ?? now
-            return ForwardingRow(segment: key.segment.rawValue, mac: key.mac.description, tunnel: entry.tunnel, learned: true,
-                                 lastSeenMs: LearningClock.milliseconds(ticks: now > seen ? now - seen : 0, tscHz: EAL.tscHz))
+        return overlay.forwardingEntries(segment: segment).map { entry in
+            let lastSeenMs = entry.learnedSlot.map { slot in
+                let seen = learning?.ages.lastSeen(slot) ?? now
+                return LearningClock.milliseconds(ticks: now > seen ? now - seen : 0, tscHz: EAL.tscHz)
+            }
+            return ForwardingRow(segment: entry.key.segment.rawValue, mac: entry.key.mac.description, tunnel: entry.tunnel,
+                                 origin: entry.origin.rawValue, lastSeenMs: lastSeenMs)
         }
-        return statics + learnt
+    }
+
+    /// The tunnels in the order they were created, the first `limit` of them.
+    func tunnelRows(nowMs: UInt64, limit: Int = .max) -> [TunnelRow] {
+        let held = Dictionary(overlay.evpn.vteps.values.compactMap { vtep in vtep.heldUntil.map { (vtep.tunnel, $0) } },
+                              uniquingKeysWith: min)
+        return overlay.tunnelNames.prefix(limit).map { name in
+            let tunnel = overlay.tunnel(named: name)!
+            let hop = overlay.nextHop(of: tunnel)!
+            return TunnelRow(name: name, type: tunnel.type.rawValue, remote: tunnel.remote.description, vni: tunnel.vni.rawValue,
+                             dstPort: tunnel.destinationPort, origin: overlay.origin(ofTunnel: name)!.rawValue,
+                             nextHop: hop.description, state: nextHopState(hop),
+                             heldForMs: held[name].map { $0 > nowMs ? $0 - nowMs : 0 })
+        }
+    }
+
+    /// Every segment with a flood list, static or from EVPN.
+    func floodRows() -> [FloodRow] {
+        let segments = Set(overlay.flood.keys).union(overlay.evpn.vteps.keys.map(\.vni))
+        return segments.sorted().map { vni in
+            let configured = overlay.flood[vni] ?? []
+            return FloodRow(segment: vni.rawValue, tunnels: configured,
+                            evpn: overlay.evpn.floodTunnels(vni).filter { !configured.contains($0) })
+        }
     }
 
     private func underlayRows(nowMs: UInt64, limit: Int = .max) -> [UnderlayNeighborRow] {
@@ -135,14 +166,33 @@ extension ControlCore {
     /// control core 15 % of a CPU.
     func publishTelemetry(nowMs: UInt64) {
         let rows = Telemetry.rowsShown
-        telemetry.publish(
-            tunnels: overlay.tunnels.prefix(rows).map { tunnel in
+        telemetry.publish(TelemetrySource.ControlState(
+            tunnels: overlay.tunnelNames.prefix(rows).map { name in
+                let tunnel = overlay.tunnel(named: name)!
                 let hop = overlay.nextHop(of: tunnel)!
                 let id = overlay.neighbors[hop]!.id
-                return TelemetrySource.TunnelStatus(tunnel: tunnel, nextHop: hop, nextHopMAC: nextHops.resolvedMAC(id))
+                return TelemetrySource.TunnelStatus(tunnel: tunnel, origin: overlay.origin(ofTunnel: name)!, nextHop: hop,
+                                                    nextHopMAC: nextHops.resolvedMAC(id))
             },
             neighbors: neighborRows(nowMs: nowMs, limit: rows),
             underlay: underlayRows(nowMs: nowMs, limit: rows),
-            pending: pendingReport())
+            pending: pendingReport(),
+            evpn: evpn.map { kernel in evpnStatus(kernel.settings) }))
+    }
+
+    /// Per EVPN segment, counted from the model (a few segments; the counting is linear in
+    /// the VTEPs and MACs, four times a second).
+    private func evpnStatus(_ settings: EVPNSettings) -> [TelemetrySource.EVPNSegmentStatus] {
+        let state = overlay.evpn
+        var remote: [VNI: Int] = [:]
+        for key in state.remoteMACs.keys { remote[key.segment, default: 0] += 1 }
+        var local: [VNI: Int] = [:]
+        for (key, entry) in overlay.learned.entries where entry.tunnel == nil { local[key.segment, default: 0] += 1 }
+        return settings.segments.map { segment in
+            let vteps = state.vteps.filter { $0.key.vni == segment.vni }
+            return TelemetrySource.EVPNSegmentStatus(
+                settings: segment, vteps: vteps.count, flood: vteps.values.filter(\.floods).count,
+                remoteMACs: remote[segment.vni] ?? 0, localMACs: local[segment.vni] ?? 0)
+        }
     }
 }

@@ -8,12 +8,16 @@ import TunnelCore
 ///   neighbor resolver, and sends the requests and probes the resolver asks for.
 /// - Resolution: runs the resolver's timers and the workers' miss notifications, and
 ///   publishes next-hop MACs to the data plane (and to the kernel, with kernel_sync).
-/// - Runtime control: serves tunnelctl, rebuilds and publishes forwarding snapshots,
-///   reclaims the old ones once the workers are past them.
+/// - Runtime control: serves tunnelctl, applies the learning reports, and publishes
+///   forwarding snapshots, reclaiming the old ones once the workers are past them.
+/// - EVPN: reads what FRR installs in the kernel's FDB, and writes the local MACs for FRR
+///   to advertise.
 /// - Telemetry: keeps the telemetry thread's copy of the control state current.
 ///
-/// It is the only writer of the overlay model, the forwarding snapshots and the next-hop
-/// table; the workers only read them.
+/// Every change goes through the overlay model, which decides and returns its effects
+/// (`OverlayEffects`); this loop does the I/O they ask for. It is the only writer of the
+/// overlay model, the forwarding tables and snapshots and the next-hop table; the workers
+/// only read them.
 struct ControlCore {
     struct Worker {
         var lcore: UInt32
@@ -42,6 +46,7 @@ struct ControlCore {
     let telemetry: TelemetrySource
     let server: ControlServer
     let kernel: KernelNeighborSync?
+    let evpn: EVPNKernel?
     /// Every started port, whose link status is polled into `links`.
     let ports: [PortID]
     let links: LinkStates
@@ -49,21 +54,15 @@ struct ControlCore {
     let running: RunFlag
     var overlay: Overlay
     var resolver: NeighborResolver
-    var learning: Learning?
+    let learning: Learning?
+    /// What FRR has installed, as read so far; empty without EVPN.
+    var evpnMirror: EVPNFDBMirror
 
-    /// The control core's side of learning: where workers note when learnt MACs were
-    /// last seen, the ageing time, and whether the workers' snapshot lags the model.
+    /// The control core's side of learning: where workers note when learnt and local
+    /// MACs were last seen, and the ageing time.
     struct Learning {
         let ages: LearnedAges
         let agingTicks: UInt64
-        var changed = false
-        var publishedMs: UInt64 = 0
-        /// How long the last snapshot took to build: learnt changes wait ten times that
-        /// (20 ms at least), so that a remote sending from ever new MACs keeps the control
-        /// core rebuilding a tenth of its time at most, whatever the table's size.
-        var buildMs: UInt64 = 0
-
-        var publishPeriodMs: UInt64 { max(ControlCore.learningPublishPeriodMs, buildMs * 10) }
     }
 
     private static let burst = 32
@@ -71,15 +70,15 @@ struct ControlCore {
     /// control core leaves its CPU to others when there is nothing to do.
     private static let idleMicroseconds: UInt32 = 200
     private static let telemetryPeriodMs: UInt64 = 250
-    /// Learnt changes are published at most this often: a burst of new MACs costs one
-    /// snapshot, not one per MAC.
-    static let learningPublishPeriodMs: UInt64 = 20
+    /// How often EVPN holds are checked: a withdrawn VTEP goes this much after its hold.
+    private static let holdPeriodMs: UInt64 = 100
 
     var localAddress: IPv4Address { overlay.uplink.address.address }
 
     /// Applies what the resolver decided at start-up (static neighbors, first requests).
     mutating func start(with actions: [ResolverAction]) {
         apply(actions)
+        receiveEVPN(nowMs: Clock.milliseconds)
         countOverlay()
         links.poll(ports)
         publishTelemetry(nowMs: Clock.milliseconds)
@@ -91,6 +90,7 @@ struct ControlCore {
         var lastTelemetry: UInt64 = 0
         var lastExpiry: UInt64 = 0
         var lastLinkPoll: UInt64 = 0
+        var lastHoldCheck: UInt64 = 0
         while running.isRunning {
             var work = 0
             let now = Clock.milliseconds
@@ -104,7 +104,7 @@ struct ControlCore {
                     apply(actions)
                 }
                 work += n + m
-                if let reports = worker.learningReports { work += learn(from: reports, into: frames) }
+                if let reports = worker.learningReports { work += learn(from: reports, into: frames, nowMs: now) }
             }
             work += receiveFromUplink(into: frames, nowMs: now)
             // Bound to a local first: passed straight to `apply`, the mutated resolver was
@@ -114,19 +114,26 @@ struct ControlCore {
             apply(due)
             work += server.serve(nowMs: now, workers: publisher.quiescentState, counters: counters) { handle($0) }
             work += kernel?.exchange(counters: counters) ?? 0
+            work += receiveEVPN(nowMs: now)
+            work += evpn?.exchange(counters: counters) ?? 0
             publisher.reclaim()
             if now &- lastExpiry >= 1000 {
                 resolver.expireUnused(nowMs: now)
                 countResolver()
-                expireLearned()
+                expireLearned(nowMs: now)
                 lastExpiry = now
             }
-            publishLearned(nowMs: now)
+            if evpn != nil, now &- lastHoldCheck >= Self.holdPeriodMs {
+                let effects = overlay.expireEVPNHolds(nowMs: now)
+                apply(effects, nowMs: now)
+                lastHoldCheck = now
+            }
             if now &- lastLinkPoll >= LinkStates.pollPeriodMs {
                 links.poll(ports)
                 lastLinkPoll = now
             }
             if now &- lastTelemetry >= Self.telemetryPeriodMs {
+                countOverlay()
                 publishTelemetry(nowMs: now)
                 lastTelemetry = now
             }
@@ -145,74 +152,108 @@ struct ControlCore {
             // Learning reports hold no mbufs: the ring is freed with them in it.
         }
         kernel?.removeAll(counters: counters)
+        evpn?.removeAll(counters: counters)
     }
 
     // MARK: learning
 
     /// Takes a burst of a worker's learning reports into the model. `scratch` is the
     /// loop's frame array, used as room for 16 reports of two words.
-    private mutating func learn(from reports: OpaquePointer, into scratch: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> Int {
-        guard var state = learning else { return 0 }
-        defer { learning = state }
+    private mutating func learn(from reports: OpaquePointer, into scratch: UnsafeMutablePointer<UnsafeMutableRawPointer?>,
+                                nowMs: UInt64) -> Int {
+        guard let learning else { return 0 }
         let words = UnsafeMutableRawPointer(scratch)
         let n = Int(rte_ring_sc_dequeue_burst_elem(reports, words, 16, UInt32(Self.burst / 2), nil))
         let tick = LearningClock.tick(tsc: rte_rdtsc())
+        var effects = OverlayEffects()
         for i in 0..<n {
             let pair = (words.load(fromByteOffset: i * 16, as: UInt64.self), words.load(fromByteOffset: i * 16 + 8, as: UInt64.self))
-            guard let report = LearningReport(words: pair), let outcome = overlay.learn(report) else { continue }
+            guard let report = LearningReport(words: pair), let (outcome, changes) = overlay.learn(report, nowMs: nowMs) else {
+                continue
+            }
+            effects.merge(changes)
             switch outcome {
             case .added(let slot):
-                state.ages.touch(slot, tick: tick)
+                learning.ages.touch(slot, tick: tick)
                 counters.add(.learned)
-                state.changed = true
             case .moved(let slot, _):
-                state.ages.touch(slot, tick: tick)
+                learning.ages.touch(slot, tick: tick)
                 counters.add(.learnedMoves)
-                state.changed = true
             case .unchanged(let slot):
-                // The worker's snapshot predates the entry: nothing to publish.
-                state.ages.touch(slot, tick: tick)
+                learning.ages.touch(slot, tick: tick)
             case .full:
                 counters.add(.learnedTableFull)
             }
         }
+        if !effects.isEmpty { apply(effects, nowMs: nowMs) }
         return n
     }
 
-    private mutating func expireLearned() {
-        guard var state = learning else { return }
-        let aged = overlay.expireLearned(now: LearningClock.tick(tsc: rte_rdtsc()), agingTicks: state.agingTicks,
-                                         lastSeen: state.ages.lastSeen)
-        guard aged > 0 else { return }
+    private mutating func expireLearned(nowMs: UInt64) {
+        guard let learning else { return }
+        let (aged, effects) = overlay.expireLearned(now: LearningClock.tick(tsc: rte_rdtsc()), agingTicks: learning.agingTicks,
+                                                    lastSeen: learning.ages.lastSeen)
         counters.add(.learnedAged, aged)
-        state.changed = true
-        learning = state
+        apply(effects, nowMs: nowMs)
     }
 
-    /// Publishes the learnt changes without waiting for the workers (nobody waits for a
-    /// reply); the old snapshot is reclaimed once they have all moved on.
-    private mutating func publishLearned(nowMs: UInt64) {
-        guard let state = learning, state.changed, nowMs &- state.publishedMs >= state.publishPeriodMs else { return }
-        _ = publishSnapshot(nowMs: nowMs)
+    // MARK: EVPN
+
+    /// Reads what FRR changed in the kernel and applies it as one batch: the remote MACs
+    /// go into the MAC table in place, and VTEP and flood-list changes make one snapshot.
+    @discardableResult
+    private mutating func receiveEVPN(nowMs: UInt64) -> Int {
+        guard let evpn else { return 0 }
+        let read = evpn.receive(into: &evpnMirror, counters: counters)
+        let changes = evpnMirror.takeChanges()
+        guard !changes.isEmpty else { return read }
+        let effects = overlay.applyEVPN(changes, nowMs: nowMs)
+        apply(effects, nowMs: nowMs)
+        return read + changes.count
     }
 
-    /// Publishes a snapshot of the whole overlay, learnt entries included, for a command
-    /// or for learning alike; returns its epoch.
-    mutating func publishSnapshot(nowMs: UInt64) -> UInt64 {
-        let started = Clock.milliseconds
-        let epoch = publisher.publish(ForwardingSnapshot(overlay.plan()))
-        learning?.buildMs = Clock.milliseconds &- started
-        learning?.changed = false
-        learning?.publishedMs = nowMs
+    // MARK: effects
+
+    /// Does what a change of the model asks for; returns the epoch after which every
+    /// worker sees the change (`ControlServer` holds a command's reply until then).
+    @discardableResult
+    mutating func apply(_ effects: OverlayEffects, nowMs: UInt64) -> UInt64 {
+        for line in effects.notices { Log.error(line) }
+        let epoch = effects.publish ? publishSnapshot() : publisher.quiescentState.advance()
+        for hop in effects.resolve {
+            let actions = resolver.attach(hop.address, id: hop.id, nowMs: nowMs)
+            apply(actions)
+        }
+        for address in effects.forget {
+            let actions = resolver.detach(address, nowMs: nowMs)
+            apply(actions)
+        }
+        for key in effects.advertise { evpn?.advertise(key.mac, segment: key.segment) }
+        for key in effects.withdraw { evpn?.withdraw(key.mac, segment: key.segment) }
         countOverlay()
         return epoch
+    }
+
+    /// Publishes a snapshot of the segments, flood lists, access bindings and sources,
+    /// with the model's tunnel and MAC tables; returns its epoch.
+    private mutating func publishSnapshot() -> UInt64 {
+        publisher.publish(ForwardingSnapshot(overlay.plan()))
     }
 
     /// The overlay's sizes, as gauges: telemetry lists only the first rows of its tables.
     private func countOverlay() {
         counters.set(.learnedNow, overlay.learned.count)
-        counters.set(.tunnelsNow, overlay.tunnels.count)
+        counters.set(.tunnelsNow, overlay.tunnelCount)
         counters.set(.tunnelNeighborsNow, overlay.neighbors.count)
+        guard evpn != nil else { return }
+        let state = overlay.evpn
+        counters.set(.evpnVTEPsNow, state.vteps.count)
+        counters.set(.evpnHeldVTEPsNow, state.heldCount)
+        counters.set(.evpnRemoteMACsNow, state.remoteMACs.count)
+        counters.set(.evpnLocalMACsNow, overlay.learned.localCount)
+        counters.set(.evpnConflicts, state.statistics.conflicts)
+        counters.set(.evpnRefused, state.statistics.refused)
+        counters.set(.evpnMovedAway, state.statistics.movedAway)
     }
 
     // MARK: resolution

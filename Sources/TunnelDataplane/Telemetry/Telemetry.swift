@@ -17,8 +17,18 @@ final class TelemetrySource: Sendable {
 
     struct TunnelStatus: Sendable {
         var tunnel: Tunnel
+        var origin: Overlay.TunnelOrigin
         var nextHop: IPv4Address
         var nextHopMAC: MACAddress?
+    }
+
+    /// One EVPN segment: its devices and what EVPN has put in it.
+    struct EVPNSegmentStatus: Sendable {
+        var settings: EVPNSettings.Segment
+        var vteps: Int
+        var flood: Int
+        var remoteMACs: Int
+        var localMACs: Int
     }
 
     struct ControlState: Sendable {
@@ -26,6 +36,8 @@ final class TelemetrySource: Sendable {
         var neighbors: [TunnelNeighborRow] = []
         var underlay: [UnderlayNeighborRow] = []
         var pending: PendingReport?
+        /// `nil` without EVPN.
+        var evpn: [EVPNSegmentStatus]?
     }
 
     let counters: CounterTable
@@ -55,8 +67,8 @@ final class TelemetrySource: Sendable {
         self.firstPacketDelays = firstPacketDelays
     }
 
-    func publish(tunnels: [TunnelStatus], neighbors: [TunnelNeighborRow], underlay: [UnderlayNeighborRow], pending: PendingReport) {
-        control.withLock { $0 = ControlState(tunnels: tunnels, neighbors: neighbors, underlay: underlay, pending: pending) }
+    func publish(_ state: ControlState) {
+        control.withLock { $0 = state }
     }
 
     var state: ControlState { control.withLock { $0 } }
@@ -90,6 +102,9 @@ enum Telemetry {
         }
         register("/tunnelfwd/pending", "Pending-buffer occupancy: total, per worker lcore, per next hop; limits") {
             _, _, d in Telemetry.answer { Telemetry.pending($0, TelemetryData(raw: d!)) }
+        }
+        register("/tunnelfwd/evpn", "EVPN: VTEPs (held ones), remote and local MACs, netlink messages, redumps, conflicts, write errors; segments by VNI") {
+            _, _, d in Telemetry.answer { Telemetry.evpn($0, TelemetryData(raw: d!)) }
         }
     }
 
@@ -198,6 +213,7 @@ enum Telemetry {
             guard let t = TelemetryData.allocate() else { continue }
             t.startDictionary()
             t.add("name", status.tunnel.name)
+            t.add("origin", status.origin.rawValue)
             t.add("type", status.tunnel.type.rawValue)
             t.add("remote", status.tunnel.remote.description)
             t.add("vni", UInt64(status.tunnel.vni.rawValue))
@@ -257,6 +273,35 @@ enum Telemetry {
             }
             d.add(name, container: c)
         }
+        return 0
+    }
+
+    private static func evpn(_ source: TelemetrySource, _ d: TelemetryData) -> Int32 {
+        guard let segments = source.state.evpn else { return -1 }
+        let table = source.counters
+        d.startDictionary()
+        for (name, counter) in [("vteps", Counter.evpnVTEPsNow), ("held_vteps", .evpnHeldVTEPsNow),
+                                ("remote_macs", .evpnRemoteMACsNow), ("local_macs", .evpnLocalMACsNow),
+                                ("netlink_messages", .evpnNetlinkMessages), ("redumps", .evpnRedumps),
+                                ("conflicts", .evpnConflicts), ("refused", .evpnRefused), ("moved_away", .evpnMovedAway),
+                                ("write_errors", .evpnWriteErrors)] {
+            d.add(name, table.total(counter))
+        }
+        guard let all = TelemetryData.allocate() else { return 0 }
+        all.startDictionary()
+        for segment in segments {
+            guard let s = TelemetryData.allocate() else { continue }
+            s.startDictionary()
+            s.add("vni", UInt64(segment.settings.vni.rawValue))
+            s.add("vxlan_interface", segment.settings.vxlanInterface)
+            s.add("local_port", segment.settings.localPort)
+            s.add("vteps", segment.vteps)
+            s.add("flood", segment.flood)
+            s.add("remote_macs", segment.remoteMACs)
+            s.add("local_macs", segment.localMACs)
+            all.add(String(segment.settings.vni.rawValue), container: s)
+        }
+        d.add("segments", container: all)
         return 0
     }
 

@@ -52,6 +52,13 @@ public enum Counter: Int, CaseIterable, Sendable {
     case evpnRedumps
     /// Control core: local-MAC writes the kernel refused, or did not confirm.
     case evpnWriteErrors
+    /// Gauges on the control core: remote VTEPs of the EVPN segments (held ones among
+    /// them), remote MACs installed by FRR, local MACs advertised.
+    case evpnVTEPsNow, evpnHeldVTEPsNow, evpnRemoteMACsNow, evpnLocalMACsNow
+    /// Control core: EVPN entries for MACs a static entry forwards elsewhere (the static
+    /// entry wins); VTEPs that cannot be a tunnel (off-link without a gateway, tables
+    /// full); local MACs FRR moved to a remote VTEP.
+    case evpnConflicts, evpnRefused, evpnMovedAway
 
     public var name: String {
         switch self {
@@ -91,6 +98,13 @@ public enum Counter: Int, CaseIterable, Sendable {
         case .evpnNetlinkMessages: "evpn_netlink_messages"
         case .evpnRedumps: "evpn_redumps"
         case .evpnWriteErrors: "evpn_write_errors"
+        case .evpnVTEPsNow: "evpn_vteps_now"
+        case .evpnHeldVTEPsNow: "evpn_held_vteps_now"
+        case .evpnRemoteMACsNow: "evpn_remote_macs_now"
+        case .evpnLocalMACsNow: "evpn_local_macs_now"
+        case .evpnConflicts: "evpn_conflicts"
+        case .evpnRefused: "evpn_refused"
+        case .evpnMovedAway: "evpn_moved_away"
         }
     }
 }
@@ -140,6 +154,9 @@ public enum DropReason: Int, CaseIterable, Sendable {
     /// Received in more than one segment (a device that scatters despite a data room
     /// sized for the MTU): the worker reads frames from one segment only.
     case chained
+    /// From an access port to a local MAC of its own EVPN segment: the frame has arrived
+    /// where it was going (a bridge filters it the same way).
+    case localDestination
 
     public var name: String {
         switch self {
@@ -162,6 +179,7 @@ public enum DropReason: Int, CaseIterable, Sendable {
         case .unknownSource: "unknown_source"
         case .linkDown: "link_down"
         case .chained: "chained"
+        case .localDestination: "local_destination"
         }
     }
 }

@@ -171,6 +171,7 @@ struct Worker {
     private static let flooded = UInt32.max
     private static let consumed = UInt32.max &- 1
     private static let lookUp = UInt32.max &- 2
+    private static let local = TunnelIndex.local.rawValue
 
     /// Three passes over the burst, as l3fwd does it, so that memory latency overlaps:
     /// find each frame's forwarding bucket and prefetch it (unless the table is small
@@ -192,6 +193,7 @@ struct Worker {
             routes[i] = classify(rx[i].unsafelyUnwrapped, binding: binding, key: keys + i)
             if prefetches && routes[i] == Self.lookUp { rte_prefetch0(view.pointee.bucketAddress(key: keys[i])) }
         }
+        if binding.learnsSources { learnLocalSources(count: n, segment: binding.segment, view: view) }
         var lastKey: UInt64? = nil
         var lastRoute = Self.flooded
         for i in 0..<n where routes[i] == Self.lookUp {
@@ -199,7 +201,7 @@ struct Worker {
                 lastKey = keys[i]
                 if let tunnel = view.pointee.tunnel(key: keys[i]) {
                     lastRoute = tunnel.rawValue
-                    rte_prefetch0(view.pointee.entry(tunnel))
+                    if tunnel != .local { rte_prefetch0(view.pointee.entry(tunnel)) }
                 } else {
                     lastRoute = Self.flooded
                 }
@@ -222,6 +224,9 @@ struct Worker {
             let route = routes[i]
             switch route {
             case Self.consumed:
+                i &+= 1
+            case Self.local:
+                drop(rx[i].unsafelyUnwrapped, .localDestination)
                 i &+= 1
             case Self.flooded:
                 toUplink = uplink
@@ -465,6 +470,7 @@ struct Worker {
         // Tunnel packets come in runs of one VNI: the segment is looked up once a run.
         var lastVNI: VNI? = nil
         var segment: UInt16? = nil
+        var segmentLearns = false
         for i in 0..<n {
             let m = rx[i].unsafelyUnwrapped
             let frame = tf_mbuf_data(m).unsafelyUnwrapped
@@ -488,6 +494,7 @@ struct Worker {
                 if vni != lastVNI {
                     lastVNI = vni
                     segment = view.pointee.segment(vni: vni)
+                    segmentLearns = learns && segment.map { view.pointee.segments[Int($0)].learnsFromTunnels } ?? false
                 }
                 guard let segment, case let targets = view.pointee.deliveries(segment: segment), !targets.isEmpty else {
                     drop(m, .unknownVNI)
@@ -501,7 +508,7 @@ struct Worker {
                     }
                     lastOrigin = LastOrigin(remote: remote, segment: segment)
                 }
-                if learns {
+                if segmentLearns {
                     learnSource(of: frame + innerOffset, segment: segment, vni: vni, type: type,
                                 remote: remote, view: view, last: &lastSource)
                 }
@@ -585,19 +592,43 @@ struct Worker {
         guard mac.isUnicast else { return }
         let tick = LearningClock.tick(tsc: now)
         if let route = view.pointee.route(key: key) {
-            guard let slot = route.learnedSlot else { return }
+            guard let slot = route.learnedSlot, route.tunnel != .local else { return }
             let header = view.pointee.entry(route.tunnel).pointee.header
             if header.type == type && header.remoteAddress == remote {
                 setup.learning.unsafelyUnwrapped.ages.touch(slot, tick: tick)
                 return
             }
         }
-        report(LearningReport(mac: mac, vni: vni, type: type, remote: remote), key: key, tick: tick)
+        report(LearningReport(mac: mac, vni: vni, source: .tunnel(type, remote: remote)), key: key, remote: remote, tick: tick)
+    }
+
+    /// The source MACs of a burst from an access port of an EVPN segment are local MACs,
+    /// for FRR to advertise: a MAC the table already has as local costs one lookup per run
+    /// (and a store once a tick, so that it does not age out); anything else is reported to
+    /// the control core. Frames whose source is multicast or zero are not learnt.
+    @inline(never)
+    private mutating func learnLocalSources(count n: Int, segment: UInt16, view: UnsafePointer<ForwardingView>) {
+        guard let learning = setup.learning else { return }
+        let tick = LearningClock.tick(tsc: now)
+        var lastKey = UInt64.max
+        for i in 0..<n where routes[i] != Self.consumed {
+            let mac = EthernetFrame.source(of: tf_mbuf_data(rx[i].unsafelyUnwrapped).unsafelyUnwrapped)
+            let key = ForwardingView.key(segment: segment, mac: mac)
+            guard key != lastKey else { continue }
+            lastKey = key
+            guard mac.isUnicast else { continue }
+            if let route = view.pointee.route(key: key), route.tunnel == .local, let slot = route.learnedSlot {
+                learning.ages.touch(slot, tick: tick)
+                continue
+            }
+            report(LearningReport(mac: mac, vni: view.pointee.segments[Int(segment)].vni, source: .accessPort),
+                   key: key, remote: .any, tick: tick)
+        }
     }
 
     @inline(never)
-    private mutating func report(_ news: LearningReport, key: UInt64, tick: UInt64) {
-        let recent = RecentReport(key: key, remote: news.remote.rawValue, tick: tick)
+    private mutating func report(_ news: LearningReport, key: UInt64, remote: IPv4Address, tick: UInt64) {
+        let recent = RecentReport(key: key, remote: remote.rawValue, tick: tick)
         let slot = Int(truncatingIfNeeded: ((key ^ UInt64(recent.remote)) &* 0x9E37_79B9_7F4A_7C15) >> 58)
         guard recentReports[slot] != recent else { return }
         recentReports[slot] = recent
