@@ -45,7 +45,7 @@ def test_remote_mac_is_learnt_then_unicast_then_aged_out(make_topology, start_fo
     now = fwd.stats()
     assert now["learned_now"] == 1, f"{nonzero(learnt)} {[(k, v) for k, v in now.items() if 'learn' in k]}"
     rows = tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"]
-    assert [(r["segment"], r["mac"], r["tunnel"], r["learned"]) for r in rows] == [(VNI, VX_MAC, "t1", True)], rows
+    assert [(r["segment"], r["mac"], r["tunnel"], r["origin"]) for r in rows] == [(VNI, VX_MAC, "t1", "learnt")], rows
     assert rows[0]["lastSeenMs"] < 2000, rows
     assert "learnt" in tunnelctl(fwd.prefix, "forwarding", "show", "--segment", str(VNI)).stdout
     assert tunnelctl_json(fwd.prefix, "forwarding", "show", "--segment", str(VNI + 1))["forwarding"] == []
@@ -114,7 +114,7 @@ def test_geneve_and_nvgre_packets_are_decapsulated_and_teach_their_source(kind, 
     assert received == [f"{kind} {i}" for i in range(5)], nonzero(delta)
     assert delta["decapsulated"] == 5 and delta["learned"] == 1 and not drops(delta), nonzero(delta)
     rows = tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"]
-    assert [(r["mac"], r["tunnel"], r["learned"]) for r in rows] == [(inner_mac, "t-" + kind, True)], rows
+    assert [(r["mac"], r["tunnel"], r["origin"]) for r in rows] == [(inner_mac, "t-" + kind, "learnt")], rows
 
 
 def test_learnt_table_is_bounded(make_topology, start_forwarder, config_for):
@@ -138,7 +138,7 @@ def test_learnt_table_is_bounded(make_topology, start_forwarder, config_for):
     assert delta["learned_table_full"] >= count - 1000, nonzero(delta)
     assert fwd.stats()["learned_now"] == 1000
     rows = tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"]
-    assert len(rows) == 1000 and all(r["learned"] and r["tunnel"] == "t1" for r in rows), rows[:3]
+    assert len(rows) == 1000 and all(r["origin"] == "learnt" and r["tunnel"] == "t1" for r in rows), rows[:3]
     # Deleting the tunnel forgets what was learnt behind it, and the gauge follows.
     assert "with 1000 forwarding entries" in tunnelctl(fwd.prefix, "tunnel", "del", "t1").stdout
     assert fwd.stats()["learned_now"] == 0

@@ -28,7 +28,7 @@ def test_tunnel_added_at_runtime_while_traffic_runs(make_topology, start_forward
     assert p.stdout.startswith(f"tunnel t2 added: vxlan to {remote_ip(2)} vni {VNI}, next hop {remote_ip(2)}"), p.stdout
     p = tunnelctl(fwd.prefix, "forwarding", "add", "--segment", str(VNI), "--mac", overlay_mac(2), "--tunnel", "t2")
     assert p.stdout.strip() == f"segment {VNI}: {overlay_mac(2)} -> tunnel t2", p.stdout
-    statics = [(r["mac"], r["tunnel"]) for r in tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"] if not r["learned"]]
+    statics = [(r["mac"], r["tunnel"]) for r in tunnelctl_json(fwd.prefix, "forwarding", "show")["forwarding"] if r["origin"] == "static"]
     assert statics == [(overlay_mac(i), f"t{i}") for i in range(3)], statics
     flows.send(100, targets=[2], gap=0.002)
     flows.stop_sending()
@@ -74,8 +74,8 @@ REFUSED = [
      "df: expected true or false, got 'maybe'"),
     (["tunnel", "add", "tx", "--type", "vxlan", "--remote", "192.168.50.3", "--vni", "42", "--flow-id", "3"],
      "flow_id: flow_id 3 is only allowed for nvgre, not vxlan"),
-    (["bogus"], "unknown subcommand 'bogus' (expected one of: stats, ports, tunnel, forwarding, neighbor, pending)"),
-    (["tunnel", "bogus"], "unknown subcommand 'bogus' of 'tunnel' (expected one of: add, del)"),
+    (["bogus"], "unknown subcommand 'bogus' (expected one of: stats, ports, tunnel, forwarding, flood, neighbor, pending)"),
+    (["tunnel", "bogus"], "unknown subcommand 'bogus' of 'tunnel' (expected one of: show, add, del)"),
 ]
 
 

@@ -55,8 +55,8 @@ def test_dpdk_telemetry_client_reads_forwarder_commands(make_topology, start_for
     assert stats["per_core"]["1"]["encapsulated"] == stats["encapsulated"], "the worker (lcore 1) encapsulates"
     assert stats["dropped"]["total"] == sum(v for k, v in stats["dropped"].items() if k != "total")
 
-    assert tunnels == {"t1": {"name": "t1", "type": "vxlan", "remote": REMOTE_IP, "vni": 42, "dst_port": 4789,
-                              "next_hop": REMOTE_IP, "next_hop_mac": REMOTE_MAC}}, tunnels
+    assert tunnels == {"t1": {"name": "t1", "origin": "static", "type": "vxlan", "remote": REMOTE_IP, "vni": 42,
+                              "dst_port": 4789, "next_hop": REMOTE_IP, "next_hop_mac": REMOTE_MAC}}, tunnels
     roles = {p["name"]: p for p in ports.values()}
     assert roles[topo.uplink_vdev]["role"] == "uplink" and roles[topo.access_vdev(0)]["role"] == "access"
     assert roles[topo.access_vdev(0)]["segment"] == 42
