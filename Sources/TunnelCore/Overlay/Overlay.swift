@@ -83,6 +83,8 @@ public struct Overlay: Sendable {
     var freeSegmentIndexes: [UInt16] = []
     var tunnelsPerSegment: [VNI: Int] = [:]
     let accessSegments: Set<VNI>
+    /// Where each access segment's decapsulated frames go.
+    let deliveries: [VNI: [AccessDelivery]]
 
     /// Static entries: from the configuration or `tunnelctl`. They take precedence over
     /// every other source, and are never learnt over.
@@ -116,6 +118,8 @@ public struct Overlay: Sendable {
             quarantineMs: UInt64(configuration.pending.lifetimeMs) + 1000))
         evpn = EVPNState(settings: configuration.evpn)
         accessSegments = Set(configuration.access.map(\.segment))
+        deliveries = Dictionary(grouping: configuration.access.indices, by: { configuration.access[$0].segment })
+            .mapValues { $0.map { AccessDelivery(accessIndex: UInt16($0), vlan: configuration.access[$0].vlan ?? 0) } }
         for vni in accessSegments.sorted() { _ = segmentIndex(claiming: vni) }
         for tunnel in configuration.tunnels { _ = try addTunnel(tunnel, nowMs: nowMs) }
         for entry in configuration.forwarding {
@@ -337,10 +341,7 @@ public struct Overlay: Sendable {
         plan.segments = segmentVNIs.map { vni in
             vni.map { vni in
                 ForwardingPlan.Segment(
-                    vni: vni, flood: floodList(vni).map { records[$0]!.index },
-                    deliveries: access.indices.filter { access[$0].config.segment == vni }.map {
-                        AccessDelivery(accessIndex: UInt16($0), vlan: access[$0].config.vlan ?? 0)
-                    },
+                    vni: vni, flood: floodList(vni).map { records[$0]!.index }, deliveries: deliveries[vni] ?? [],
                     learnsFromTunnels: learnsFromTunnels && !evpn.segments.contains(vni))
             }
         }
@@ -366,8 +367,8 @@ public struct Overlay: Sendable {
     /// are not on it.
     public func floodList(_ vni: VNI) -> [String] {
         let configured = flood[vni] ?? []
-        let learnt = evpn.floodTunnels(vni).filter { !configured.contains($0) }
-        return configured + learnt
+        guard evpn.segments.contains(vni) else { return configured }
+        return configured + evpn.floodTunnels(vni).filter { !configured.contains($0) }
     }
 }
 
