@@ -37,6 +37,16 @@ final class ConfigurationEVPNTests: XCTestCase {
         ]))
     }
 
+    /// The file refuses what the overlay would refuse at start-up, in its words.
+    func testTunnelNamesOfEVPNAreRefused() {
+        assertError("""
+            tunnels:
+              - { name: ok, type: vxlan, remote: 192.168.50.2, vni: 42 }
+              - { name: evpn-42-192.168.50.3, type: vxlan, remote: 192.168.50.3, vni: 42 }
+            """, path: "tunnels[1].name", message: "names beginning with 'evpn-' are kept for the tunnels EVPN makes")
+        XCTAssertNoThrow(try parse("tunnels: [{ name: my-evpn-1, type: vxlan, remote: 192.168.50.2, vni: 42 }]\n"))
+    }
+
     func testAbsentSectionAndDefaultHold() throws {
         XCTAssertNil(try parse(""))
         let settings = try XCTUnwrap(try parse("evpn: { segments: [{ vni: 42, vxlan_interface: vx42, local_port: p42 }] }\n"))

@@ -24,6 +24,13 @@ final class OverlayTests: XCTestCase {
         Tunnel(name: name, type: .vxlan, remote: ip(remote), vni: vni(v))
     }
 
+    /// The next hop a new tunnel brought, to be resolved at once; `nil` when it shares one.
+    func newNextHop(_ effects: OverlayEffects, line: UInt = #line) -> NextHopID? {
+        XCTAssertLessThanOrEqual(effects.resolve.count, 1, line: line)
+        XCTAssertTrue(effects.publish, "a new tunnel changes the snapshot", line: line)
+        return effects.resolve.first?.id
+    }
+
     func assertError(_ expected: OverlayError, line: UInt = #line, _ body: () throws -> Void) {
         do {
             try body()
@@ -55,8 +62,8 @@ final class OverlayTests: XCTestCase {
     // MARK: decapsulation sources
 
     /// A segment takes tunnel packets from the remotes of its own tunnels only, unless
-    /// `decapsulation.accept_from` is `any`; a tunnel's segment without an access port has
-    /// no sources (its packets are refused for their VNI anyway).
+    /// `decapsulation.accept_from` is `any`; a tunnel's segment without an access port is
+    /// a segment too, delivering nowhere.
     func testEachSegmentAcceptsTheRemotesOfItsTunnels() throws {
         var config = Configuration(uplink: uplink(), access: [
             AccessPort(port: .name("net_tap0"), segment: vni(100)), AccessPort(port: .name("net_tap2"), segment: vni(200)),
@@ -73,7 +80,11 @@ final class OverlayTests: XCTestCase {
             XCTAssertEqual(view.accepts(segment: s100, from: ip("10.1.1.1")), any)
             XCTAssertEqual(view.accepts(segment: s200, from: ip("192.168.50.10")), any)
             XCTAssertEqual(view.accepts(segment: s100, from: ip("192.168.50.11")), any)
-            XCTAssertNil(view.segment(vni: vni(300)))
+            guard let s300 = view.segment(vni: vni(300)) else { return XCTFail("no segment for c") }
+            XCTAssertTrue(view.accepts(segment: s300, from: ip("192.168.50.11")))
+            XCTAssertEqual(view.accepts(segment: s300, from: ip("192.168.50.10")), any)
+            XCTAssertTrue(view.deliveries(segment: s300).isEmpty)
+            XCTAssertNil(view.segment(vni: vni(400)))
         }
     }
 
@@ -81,18 +92,18 @@ final class OverlayTests: XCTestCase {
 
     func testTunnelsShareTheirNextHop() throws {
         var o = try overlay()
-        guard case .added(let onLink) = try o.addTunnel(vxlan("t1", "192.168.50.10", 100), nowMs: 0) else {
-            return XCTFail()
-        }
-        XCTAssertEqual(try o.addTunnel(vxlan("t2", "192.168.50.10", 200), nowMs: 0), .shared(onLink))
+        let first = try o.addTunnel(vxlan("t1", "192.168.50.10", 100), nowMs: 0)
+        guard let onLink = newNextHop(first) else { return XCTFail() }
+        XCTAssertEqual(first.resolve, [.init(address: ip("192.168.50.10"), id: onLink)])
+        XCTAssertNil(newNextHop(try o.addTunnel(vxlan("t2", "192.168.50.10", 200), nowMs: 0)))
         // Off-link remotes all go through the gateway: one next hop.
-        guard case .added(let viaGateway) = try o.addTunnel(vxlan("t3", "10.0.0.5", 100), nowMs: 0) else {
-            return XCTFail()
-        }
+        let third = try o.addTunnel(vxlan("t3", "10.0.0.5", 100), nowMs: 0)
+        guard let viaGateway = newNextHop(third) else { return XCTFail() }
+        XCTAssertEqual(third.resolve, [.init(address: gateway, id: viaGateway)])
         XCTAssertNotEqual(onLink, viaGateway)
-        XCTAssertEqual(try o.addTunnel(vxlan("t4", "10.9.9.9", 100), nowMs: 0), .shared(viaGateway))
-        XCTAssertEqual(try o.addTunnel(Tunnel(name: "t5", type: .nvgre, remote: ip("192.168.50.10"), vni: vni(100)), nowMs: 0),
-                       .shared(onLink))
+        XCTAssertNil(newNextHop(try o.addTunnel(vxlan("t4", "10.9.9.9", 100), nowMs: 0)))
+        XCTAssertNil(newNextHop(try o.addTunnel(Tunnel(name: "t5", type: .nvgre, remote: ip("192.168.50.10"), vni: vni(100)), nowMs: 0)))
+        XCTAssertEqual(o.neighbors[ip("192.168.50.10")]?.id, onLink)
         XCTAssertEqual(o.neighbors.count, 2)
         XCTAssertEqual(o.neighbors[ip("192.168.50.10")]?.tunnels, ["t1", "t2", "t5"])
         XCTAssertEqual(o.neighbors[gateway]?.tunnels, ["t3", "t4"])
@@ -114,12 +125,14 @@ final class OverlayTests: XCTestCase {
             flood: [FloodList(segment: vni(100), tunnels: ["a", "c"]), FloodList(segment: vni(200), tunnels: ["b"])])
         var o = try overlay(config)
         let shared = o.neighbors[ip("192.168.50.10")]!.id
-        try o.addForwarding(segment: vni(100), mac: mac(4), tunnel: "a")
+        _ = try o.addForwarding(segment: vni(100), mac: mac(4), tunnel: "a")
 
         let deletedA = try o.deleteTunnel(named: "a", nowMs: 10)
         XCTAssertEqual(deletedA.forwardingEntriesRemoved, 3)
         XCTAssertEqual(deletedA.floodListsLeft, 1)
-        XCTAssertNil(deletedA.removedNextHop, "b still uses 192.168.50.10")
+        XCTAssertEqual(deletedA.effects.forget, [], "b still uses 192.168.50.10")
+        XCTAssertTrue(deletedA.effects.publish)
+        for m in [1, 2, 4] { XCTAssertNil(o.publishedRoute(Overlay.MACKey(segment: vni(100), mac: mac(m))), "mac \(m)") }
         XCTAssertEqual(o.neighbors[ip("192.168.50.10")]?.tunnels, ["b"])
         XCTAssertEqual(o.flood[vni(100)], ["c"])
         XCTAssertEqual(o.forwarding.count, 2)
@@ -128,12 +141,13 @@ final class OverlayTests: XCTestCase {
         let deletedB = try o.deleteTunnel(named: "b", nowMs: 20)
         XCTAssertEqual(deletedB.forwardingEntriesRemoved, 1)
         XCTAssertEqual(deletedB.floodListsLeft, 1)
-        XCTAssertEqual(deletedB.removedNextHop?.address, ip("192.168.50.10"))
-        XCTAssertEqual(deletedB.removedNextHop?.id, shared)
+        XCTAssertEqual(deletedB.effects.forget, [ip("192.168.50.10")])
+        XCTAssertNil(o.publishedRoute(Overlay.MACKey(segment: vni(200), mac: mac(1))))
         XCTAssertNil(o.neighbors[ip("192.168.50.10")])
         XCTAssertNil(o.neighbors.address(of: shared))
         XCTAssertEqual(o.flood[vni(200)], [])
         XCTAssertEqual(o.forwarding.map(\.value), ["c"])
+        XCTAssertNotNil(shared)
         checkPlan(o)
 
         assertError(.unknownTunnel("b")) { _ = try o.deleteTunnel(named: "b", nowMs: 30) }
@@ -146,22 +160,22 @@ final class OverlayTests: XCTestCase {
         _ = try o.addTunnel(vxlan("t1", "192.168.50.10", 100), nowMs: 0)
         assertError(.duplicateTunnel("t1")) { _ = try o.addTunnel(vxlan("t1", "192.168.50.11", 100), nowMs: 0) }
         assertError(.unknownTunnel("nope")) { _ = try o.deleteTunnel(named: "nope", nowMs: 0) }
-        assertError(.unknownTunnel("nope")) { try o.addForwarding(segment: vni(100), mac: mac(1), tunnel: "nope") }
+        assertError(.unknownTunnel("nope")) { _ = try o.addForwarding(segment: vni(100), mac: mac(1), tunnel: "nope") }
         assertError(.segmentMismatch(tunnel: "t1", vni: vni(100), segment: vni(200))) {
             try o.addForwarding(segment: vni(200), mac: mac(1), tunnel: "t1")
         }
-        assertError(.invalidMAC(.broadcast)) { try o.addForwarding(segment: vni(100), mac: .broadcast, tunnel: "t1") }
+        assertError(.invalidMAC(.broadcast)) { _ = try o.addForwarding(segment: vni(100), mac: .broadcast, tunnel: "t1") }
         assertError(.invalidMAC(MACAddress(0x01, 0, 0x5E, 0, 0, 1))) {
             try o.addForwarding(segment: vni(100), mac: MACAddress(0x01, 0, 0x5E, 0, 0, 1), tunnel: "t1")
         }
-        assertError(.invalidMAC(.zero)) { try o.addForwarding(segment: vni(100), mac: .zero, tunnel: "t1") }
-        try o.addForwarding(segment: vni(100), mac: mac(1), tunnel: "t1")
+        assertError(.invalidMAC(.zero)) { _ = try o.addForwarding(segment: vni(100), mac: .zero, tunnel: "t1") }
+        _ = try o.addForwarding(segment: vni(100), mac: mac(1), tunnel: "t1")
         assertError(.duplicateForwarding(segment: vni(100), mac: mac(1), tunnel: "t1")) {
             try o.addForwarding(segment: vni(100), mac: mac(1), tunnel: "t1")
         }
-        assertError(.unknownForwarding(segment: vni(100), mac: mac(2))) { try o.deleteForwarding(segment: vni(100), mac: mac(2)) }
-        try o.deleteForwarding(segment: vni(100), mac: mac(1))
-        assertError(.unknownForwarding(segment: vni(100), mac: mac(1))) { try o.deleteForwarding(segment: vni(100), mac: mac(1)) }
+        assertError(.unknownForwarding(segment: vni(100), mac: mac(2))) { _ = try o.deleteForwarding(segment: vni(100), mac: mac(2)) }
+        _ = try o.deleteForwarding(segment: vni(100), mac: mac(1))
+        assertError(.unknownForwarding(segment: vni(100), mac: mac(1))) { _ = try o.deleteForwarding(segment: vni(100), mac: mac(1)) }
         XCTAssertEqual(o.tunnels.count, 1)
         XCTAssertEqual(o.neighbors.count, 1)
     }
@@ -195,8 +209,8 @@ final class OverlayTests: XCTestCase {
         let config = Configuration(uplink: uplink(gateway: nil))
         var o = try overlay(config)
         assertInvalidTunnel(&o, vxlan("far", "10.0.0.5", 100), containing: "uplink.gateway is not set")
-        XCTAssertEqual(try o.addTunnel(vxlan("near", "192.168.50.10", 100), nowMs: 0),
-                       .added(NextHopID(rawValue: 0)))
+        XCTAssertEqual(try o.addTunnel(vxlan("near", "192.168.50.10", 100), nowMs: 0).resolve,
+                       [.init(address: ip("192.168.50.10"), id: NextHopID(rawValue: 0))])
     }
 
     func testFullNextHopTableIsAnError() throws {
@@ -219,15 +233,17 @@ final class OverlayTests: XCTestCase {
         _ = try o.addTunnel(vxlan("t2", "192.168.50.11", 100), nowMs: 0)
         assertError(.tunnelTableFull(2)) { _ = try o.addTunnel(vxlan("t3", "192.168.50.12", 100), nowMs: 0) }
         _ = try o.deleteTunnel(named: "t1", nowMs: 0)
-        XCTAssertNoThrow(try o.addTunnel(vxlan("t3", "192.168.50.12", 100), nowMs: 0))
+        // t1's slot is quarantined: a worker may still hold its index.
+        assertError(.tunnelTableFull(2)) { _ = try o.addTunnel(vxlan("t3", "192.168.50.12", 100), nowMs: 999) }
+        XCTAssertNoThrow(try o.addTunnel(vxlan("t3", "192.168.50.12", 100), nowMs: 1000))
     }
 
     // MARK: next-hop slots
 
     func testAllocatorQuarantinesReleasedSlots() {
-        var a = NextHopAllocator(capacity: 3, quarantineMs: 1000)
+        var a = SlotAllocator(capacity: 3, quarantineMs: 1000)
         let ids = (0..<3).compactMap { _ in a.allocate(nowMs: 0) }
-        XCTAssertEqual(ids.map(\.rawValue), [0, 1, 2])
+        XCTAssertEqual(ids, [0, 1, 2])
         XCTAssertNil(a.allocate(nowMs: 0))
         a.release(ids[1], nowMs: 100)
         a.release(ids[0], nowMs: 200)
@@ -241,23 +257,23 @@ final class OverlayTests: XCTestCase {
 
     func testADeletedNextHopSlotIsNotReusedWithinThePendingLifetime() throws {
         var o = try overlay()
-        guard case .added(let first) = try o.addTunnel(vxlan("t1", "192.168.50.10", 100), nowMs: 0) else { return XCTFail() }
+        guard let first = newNextHop(try o.addTunnel(vxlan("t1", "192.168.50.10", 100), nowMs: 0)) else { return XCTFail() }
         _ = try o.deleteTunnel(named: "t1", nowMs: 10)
         let lifetime = UInt64(PendingSettings().lifetimeMs)
         var seen: Set<NextHopID> = []
         let quarantine = lifetime + 1000
         for (i, t) in stride(from: UInt64(20), to: 10 + quarantine, by: 500).enumerated() {
-            guard case .added(let id) = try o.addTunnel(vxlan("n\(i)", "192.168.50.\(20 + i)", 100), nowMs: t) else {
+            guard let id = newNextHop(try o.addTunnel(vxlan("n\(i)", "192.168.50.\(20 + i)", 100), nowMs: t)) else {
                 return XCTFail()
             }
             XCTAssertNotEqual(id, first, "reused at \(t)")
             XCTAssertTrue(seen.insert(id).inserted)
         }
-        XCTAssertEqual(try o.addTunnel(vxlan("after", "192.168.50.99", 100), nowMs: 10 + quarantine), .added(first))
+        XCTAssertEqual(newNextHop(try o.addTunnel(vxlan("after", "192.168.50.99", 100), nowMs: 10 + quarantine)), first)
     }
 
     func testTunnelNeighborTableRefcounts() {
-        var table = TunnelNeighborTable(allocator: NextHopAllocator(capacity: 4, quarantineMs: 100))
+        var table = TunnelNeighborTable(allocator: SlotAllocator(capacity: 4, quarantineMs: 100))
         let h = ip("192.168.50.10")
         XCTAssertEqual(table.attach(tunnel: "x", nextHop: h, nowMs: 0), .added(NextHopID(rawValue: 0)))
         XCTAssertEqual(table.attach(tunnel: "y", nextHop: h, nowMs: 0), .shared(NextHopID(rawValue: 0)))
@@ -275,12 +291,13 @@ final class OverlayTests: XCTestCase {
     /// Every index in the plan points where it should.
     func checkPlan(_ o: Overlay, line: UInt = #line) {
         let plan = o.plan()
-        XCTAssertEqual(plan.tunnels.count, o.tunnels.count, line: line)
-        XCTAssertEqual(plan.flood.count, plan.segments.count, line: line)
-        XCTAssertEqual(plan.segments, plan.segments.sorted(), line: line)
-        XCTAssertEqual(Set(plan.segments).count, plan.segments.count, line: line)
-        for (i, tunnel) in o.tunnels.enumerated() {
-            let entry = plan.tunnels[i]
+        let vnis = plan.segments.compactMap { $0?.vni }
+        XCTAssertEqual(Set(vnis).count, vnis.count, "a VNI with two indexes", line: line)
+        var names: [TunnelIndex: String] = [:]
+        for tunnel in o.tunnels {
+            guard let index = o.records[tunnel.name]?.index else { return XCTFail(tunnel.name, line: line) }
+            XCTAssertNil(names.updateValue(tunnel.name, forKey: index), "two tunnels in slot \(index.rawValue)", line: line)
+            let entry = plan.tunnels[index]
             let hop = o.nextHop(of: tunnel)!
             XCTAssertEqual(entry.nextHop, o.neighbors[hop]?.id, "\(tunnel.name)", line: line)
             XCTAssertEqual(o.neighbors.address(of: entry.nextHop), hop, line: line)
@@ -288,28 +305,28 @@ final class OverlayTests: XCTestCase {
             let header = OuterHeaderTemplate(tunnel: tunnel, localAddress: o.uplink.address.address, localMAC: localMAC)
             XCTAssertEqual(entry.header, header, line: line)
             XCTAssertEqual(entry.header.dontFragment, tunnel.dontFragment, line: line)
+            XCTAssertTrue(vnis.contains(tunnel.vni), "no segment for \(tunnel.name)", line: line)
         }
-        XCTAssertEqual(plan.macs.count, o.forwarding.count, line: line)
-        for entry in plan.macs {
-            let segment = plan.segments[Int(entry.segment)]
-            let tunnel = o.tunnels[Int(entry.tunnel.rawValue)]
-            XCTAssertEqual(tunnel.vni, segment, "\(entry.mac) in \(segment) goes to \(tunnel.name)", line: line)
-            XCTAssertEqual(o.forwarding[Overlay.MACKey(segment: segment, mac: entry.mac)], tunnel.name, line: line)
+        XCTAssertEqual(plan.macs.count, o.forwarding.count + o.learned.count + o.evpn.remoteMACs.count, line: line)
+        // And the snapshot built from it finds every entry.
+        let snapshot = ForwardingSnapshot(plan)
+        let view = snapshot.view.pointee
+        for (key, name) in o.forwarding {
+            guard let segment = view.segment(vni: key.segment) else { return XCTFail("no segment \(key.segment)", line: line) }
+            XCTAssertEqual(view.tunnel(segment: segment, mac: key.mac), o.records[name]!.index, "\(key.mac) in \(key.segment)", line: line)
+            XCTAssertEqual(o.publishedRoute(key), MACRoute(tunnel: o.records[name]!.index), line: line)
         }
-        for (s, list) in plan.flood.enumerated() {
-            let names = list.map { o.tunnels[Int($0.rawValue)].name }
-            XCTAssertEqual(names, o.flood[plan.segments[s]] ?? [], line: line)
-            for index in list { XCTAssertEqual(o.tunnels[Int(index.rawValue)].vni, plan.segments[s], line: line) }
+        for (s, segment) in plan.segments.enumerated() {
+            guard let segment else { continue }
+            XCTAssertEqual(view.segment(vni: segment.vni), UInt16(s), line: line)
+            XCTAssertEqual(segment.flood.map { names[$0] }, o.floodList(segment.vni), line: line)
+            XCTAssertEqual(Array(view.floodList(segment: UInt16(s))), segment.flood, line: line)
+            for index in segment.flood { XCTAssertEqual(o.tunnel(named: names[index]!)?.vni, segment.vni, line: line) }
         }
         for port in o.access {
             let binding = plan.access[port.portID]
-            XCTAssertEqual(binding.map { plan.segments[Int($0.segment)] }, port.config.segment, line: line)
+            XCTAssertEqual(binding.flatMap { plan.segments[Int($0.segment)]?.vni }, port.config.segment, line: line)
             XCTAssertEqual(binding?.vlan, port.config.vlan ?? 0, line: line)
-        }
-        // And the snapshot built from it finds every entry.
-        let snapshot = ForwardingSnapshot(plan)
-        for entry in plan.macs {
-            XCTAssertEqual(snapshot.view.pointee.tunnel(segment: entry.segment, mac: entry.mac), entry.tunnel, line: line)
         }
     }
 
@@ -335,17 +352,28 @@ final class OverlayTests: XCTestCase {
         var o = try overlay(config)
         XCTAssertEqual(o.neighbors.count, 3)  // two on-link, the gateway
         checkPlan(o)
-        XCTAssertEqual(o.plan().segments.map(\.rawValue), [7, 100, 200, 300, 5000])
+        // Access segments first (sorted), then the tunnels' in the order they came.
+        let order: [UInt32] = [7, 100, 300, 200, 5000]
+        XCTAssertEqual(o.plan().segments.map { $0?.vni.rawValue }, order)
 
         _ = try o.deleteTunnel(named: "s100-0", nowMs: 1)
         checkPlan(o)
         _ = try o.deleteTunnel(named: "s300-1", nowMs: 2)
         checkPlan(o)
         _ = try o.addTunnel(vxlan("late", "192.168.50.77", 200), nowMs: 3)
-        try o.addForwarding(segment: vni(200), mac: mac(999), tunnel: "late")
+        _ = try o.addForwarding(segment: vni(200), mac: mac(999), tunnel: "late")
         checkPlan(o)
+        XCTAssertEqual(o.plan().segments.map { $0?.vni.rawValue }, order, "segment indexes are stable")
         for t in o.tunnels.filter({ $0.vni == vni(5000) }) { _ = try o.deleteTunnel(named: t.name, nowMs: 4) }
         checkPlan(o)
-        XCTAssertTrue(o.plan().flood[o.plan().segments.firstIndex(of: vni(5000))!].isEmpty)
+        // The last tunnel of 5000 freed its index; other indexes stay, a new VNI takes it.
+        XCTAssertEqual(o.plan().segments.map { $0?.vni.rawValue }, [7, 100, 300, 200, nil])
+        _ = try o.addTunnel(vxlan("new", "192.168.50.78", 6000), nowMs: 5)
+        XCTAssertEqual(o.plan().segments.map { $0?.vni.rawValue }, [7, 100, 300, 200, 6000])
+        checkPlan(o)
+        // An access segment keeps its index without tunnels.
+        for t in o.tunnels.filter({ $0.vni == vni(100) }) { _ = try o.deleteTunnel(named: t.name, nowMs: 6) }
+        XCTAssertEqual(o.plan().segments.map { $0?.vni.rawValue }, [7, 100, 300, 200, 6000])
+        checkPlan(o)
     }
 }

@@ -29,7 +29,7 @@ final class TablesDecapsulationTests: XCTestCase {
 
     func testSegmentsDeliveriesAndPortsFromThePlan() throws {
         let plan = try makeOverlay().plan()
-        XCTAssertEqual(plan.segments, [vni(100), vni(200), vni(300)])
+        XCTAssertEqual(plan.segments.map { $0?.vni }, [vni(100), vni(200), vni(300)])
         let snapshot = ForwardingSnapshot(plan)
         defer { withExtendedLifetime(snapshot) {} }
         let view = snapshot.view.pointee
@@ -38,7 +38,7 @@ final class TablesDecapsulationTests: XCTestCase {
         guard let s100 = view.segment(vni: vni(100)), let s200 = view.segment(vni: vni(200)),
               let s300 = view.segment(vni: vni(300)) else { return XCTFail("a segment is missing") }
         XCTAssertEqual([s100, s200, s300], [0, 1, 2])
-        for s in [s100, s200, s300] { XCTAssertEqual(view.segments[Int(s)].vni, plan.segments[Int(s)]) }
+        for s in [s100, s200, s300] { XCTAssertEqual(view.segments[Int(s)].vni, plan.segments[Int(s)]?.vni) }
         for unknown: UInt32 in [0, 1, 99, 101, 199, 201, 299, 301, 999, 100 + 0x1_0000, 0xFF_FFFF] {
             XCTAssertNil(view.segment(vni: vni(unknown)), "vni \(unknown)")
         }
@@ -101,49 +101,48 @@ final class TablesDecapsulationTests: XCTestCase {
         XCTAssertNil(deliveries(V.unknownPort))
     }
 
-    /// 1000 segments from the overlay (flood lists create segments too) and spread VNIs,
-    /// including 0 and the largest one, built directly.
+    /// 1000 segments from the overlay (access ports' segments first, then those of the
+    /// tunnels in order) and spread VNIs, including 0 and the largest one, built directly.
     func testAThousandSegments() throws {
-        var flood: [FloodList] = []
-        for i in 0..<1000 { flood.append(FloodList(segment: vni(UInt32(5000 + i * 3)), tunnels: [])) }
+        let vnis = (0..<1000).map { UInt32(5000 + $0 * 3) }
         let config = Configuration(
             uplink: Uplink(port: .name("net_tap1"), address: IPv4Interface("192.168.50.1/24")!),
-            access: [AccessPort(port: .name("net_tap0"), segment: vni(5000)),
-                     AccessPort(port: .name("net_tap2"), segment: vni(5000 + 999 * 3), vlan: 4094)],
-            flood: flood)
+            access: [AccessPort(port: .name("net_tap0"), segment: vni(vnis[0])),
+                     AccessPort(port: .name("net_tap2"), segment: vni(vnis[999]), vlan: 4094)],
+            tunnels: vnis.map { Tunnel(name: "t\($0)", type: .vxlan, remote: ip("192.168.50.10"), vni: vni($0)) })
         let plan = try Overlay(configuration: config, localMAC: localMAC, accessPortIDs: [0, 1], nowMs: 0).plan()
         XCTAssertEqual(plan.segments.count, 1000)
         let snapshot = ForwardingSnapshot(plan)
         defer { withExtendedLifetime(snapshot) {} }
         let view = snapshot.view.pointee
-        for i in 0..<1000 {
-            let v = UInt32(5000 + i * 3)
-            XCTAssertEqual(view.segment(vni: vni(v)), UInt16(i), "vni \(v)")
+        for (i, v) in vnis.enumerated() {
+            let index: UInt16 = i == 0 ? 0 : i == 999 ? 1 : UInt16(i + 1)
+            XCTAssertEqual(view.segment(vni: vni(v)), index, "vni \(v)")
             XCTAssertNil(view.segment(vni: vni(v + 1)), "vni \(v + 1)")
             XCTAssertNil(view.segment(vni: vni(v + 2)), "vni \(v + 2)")
         }
         for v: UInt32 in [0, 1, 4999, 8000, 0xFF_FFFF] { XCTAssertNil(view.segment(vni: vni(v)), "vni \(v)") }
         XCTAssertEqual(Array(view.deliveries(segment: 0)), [AccessDelivery(accessIndex: 0, vlan: 0)])
-        XCTAssertEqual(Array(view.deliveries(segment: 999)), [AccessDelivery(accessIndex: 1, vlan: 4094)])
-        for s in 1..<999 { XCTAssertEqual(view.deliveries(segment: UInt16(s)).count, 0) }
+        XCTAssertEqual(Array(view.deliveries(segment: 1)), [AccessDelivery(accessIndex: 1, vlan: 4094)])
+        for s in 2..<1000 { XCTAssertEqual(view.deliveries(segment: UInt16(s)).count, 0) }
 
         // Spread VNIs (a multiplicative pattern over the whole 24 bits), plus 0 and the max.
-        var vnis = Set((0..<998).map { UInt32(($0 &* 2_654_435) & 0xFF_FFFF) })
-        vnis.insert(0)
-        vnis.insert(0xFF_FFFF)
-        var direct = ForwardingPlan()
-        direct.segments = vnis.sorted().map(vni)
-        direct.flood = direct.segments.map { _ in [] }
-        direct.deliveries = direct.segments.indices.map { [AccessDelivery(accessIndex: UInt16($0 % 3), vlan: UInt16($0))] }
+        var spread = Set((0..<998).map { UInt32(($0 &* 2_654_435) & 0xFF_FFFF) })
+        spread.insert(0)
+        spread.insert(0xFF_FFFF)
+        var direct = ForwardingPlan(tunnels: TunnelTable(capacity: 1), macs: MACTable(capacity: 0))
+        direct.segments = spread.sorted().enumerated().map { i, v in
+            ForwardingPlan.Segment(vni: vni(v), deliveries: [AccessDelivery(accessIndex: UInt16(i % 3), vlan: UInt16(i))])
+        }
         let directSnapshot = ForwardingSnapshot(direct)
         defer { withExtendedLifetime(directSnapshot) {} }
         let directView = directSnapshot.view.pointee
-        for (i, v) in direct.segments.enumerated() {
+        for (i, v) in direct.segments.map({ $0!.vni }).enumerated() {
             XCTAssertEqual(directView.segment(vni: v), UInt16(i), "vni \(v)")
             XCTAssertEqual(Array(directView.deliveries(segment: UInt16(i))), [AccessDelivery(accessIndex: UInt16(i % 3), vlan: UInt16(i))])
         }
         var misses = 0
-        for probe in stride(from: UInt32(1), to: 0xFF_FFFF, by: 997) where !vnis.contains(probe) {
+        for probe in stride(from: UInt32(1), to: 0xFF_FFFF, by: 997) where !spread.contains(probe) {
             XCTAssertNil(directView.segment(vni: vni(probe)), "vni \(probe)")
             misses += 1
         }

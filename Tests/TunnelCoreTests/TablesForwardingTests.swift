@@ -13,27 +13,44 @@ final class TablesForwardingTests: XCTestCase {
         return TunnelEntry(header: header, nextHop: NextHopID(rawValue: UInt32(100 + i)))
     }
 
+    struct MACEntry {
+        var segment: UInt16
+        var mac: MACAddress
+        var tunnel: TunnelIndex
+    }
+
+    /// A plan of `tunnels` tunnel entries (tunnel i in segment `segmentOf(i)`) and the
+    /// given MAC entries, with empty segments of `vnis`.
+    func plan(vnis: [VNI], tunnels: [TunnelEntry], macs: [MACEntry]) -> ForwardingPlan {
+        let table = TunnelTable(capacity: max(tunnels.count, 1))
+        for (i, entry) in tunnels.enumerated() { table[TunnelIndex(rawValue: UInt32(i))] = entry }
+        let macTable = MACTable(capacity: macs.count)
+        for e in macs { XCTAssertTrue(macTable.set(MACTableReader.key(segment: e.segment, mac: e.mac), MACRoute(tunnel: e.tunnel))) }
+        var plan = ForwardingPlan(tunnels: table, macs: macTable)
+        plan.segments = vnis.map { ForwardingPlan.Segment(vni: $0) }
+        return plan
+    }
+
     /// `count` MACs spread over `segments` segments and `tunnelsPerSegment` tunnels each.
     /// MACs share their low bits across segments on purpose (same MAC, different segment).
-    func makePlan(macs count: Int, segments: Int = 3, tunnelsPerSegment: Int = 4) -> (ForwardingPlan, [ForwardingPlan.MACEntry]) {
-        var plan = ForwardingPlan()
-        plan.segments = (0..<segments).map { vni(UInt32(1000 + $0 * 7)) }
+    func makePlan(macs count: Int, segments: Int = 3, tunnelsPerSegment: Int = 4) -> (ForwardingPlan, [MACEntry]) {
+        let vnis = (0..<segments).map { vni(UInt32(1000 + $0 * 7)) }
+        var tunnels: [TunnelEntry] = []
         for s in 0..<segments {
-            for t in 0..<tunnelsPerSegment { plan.tunnels.append(tunnelEntry(s * tunnelsPerSegment + t, vni: plan.segments[s])) }
+            for t in 0..<tunnelsPerSegment { tunnels.append(tunnelEntry(s * tunnelsPerSegment + t, vni: vnis[s])) }
         }
-        plan.flood = (0..<segments).map { s in
-            (0..<(s + 1)).map { TunnelIndex(rawValue: UInt32(s * tunnelsPerSegment + $0)) }
-        }
-        plan.deliveries = plan.segments.map { _ in [] }
-        var entries: [ForwardingPlan.MACEntry] = []
+        var entries: [MACEntry] = []
         for i in 0..<count {
             let s = i % segments
             // Sequential MACs of one vendor: the clustering a hash must cope with.
             let mac = MACAddress(rawValue: 0x0250_5600_0000 + UInt64(i / segments))
             let t = TunnelIndex(rawValue: UInt32(s * tunnelsPerSegment + i % tunnelsPerSegment))
-            entries.append(ForwardingPlan.MACEntry(segment: UInt16(s), mac: mac, tunnel: t))
+            entries.append(MACEntry(segment: UInt16(s), mac: mac, tunnel: t))
         }
-        plan.macs = entries
+        var plan = plan(vnis: vnis, tunnels: tunnels, macs: entries)
+        for s in 0..<segments {
+            plan.segments[s]!.flood = (0..<(s + 1)).map { TunnelIndex(rawValue: UInt32(s * tunnelsPerSegment + $0)) }
+        }
         return (plan, entries)
     }
 
@@ -42,21 +59,24 @@ final class TablesForwardingTests: XCTestCase {
         let snapshot = ForwardingSnapshot(plan)
         defer { withExtendedLifetime(snapshot) {} }
         let view = snapshot.view.pointee
+        let first = UnsafeRawPointer(view.macs.words)
+        let last = UnsafeRawPointer(view.macs.words + 2 * view.macs.mask)
         for e in entries {
             XCTAssertEqual(view.tunnel(segment: e.segment, mac: e.mac), e.tunnel, "\(e.mac) in \(e.segment)", line: line)
             let bucket = view.bucketAddress(key: ForwardingView.key(segment: e.segment, mac: e.mac))
-            XCTAssertTrue(bucket >= UnsafeRawPointer(view.buckets), line: line)
-            XCTAssertTrue(bucket <= UnsafeRawPointer(view.buckets + Int(view.bucketMask)), line: line)
+            XCTAssertTrue(bucket >= first, line: line)
+            XCTAssertTrue(bucket <= last, line: line)
         }
         // Unknown MACs, and known MACs in a segment that does not have them.
         for i in 0..<min(count, 1000) {
             XCTAssertNil(view.tunnel(segment: 0, mac: MACAddress(rawValue: 0x0250_5700_0000 + UInt64(i))), line: line)
             XCTAssertNil(view.tunnel(segment: 200, mac: entries[i].mac), line: line)
         }
-        XCTAssertNil(view.tunnel(segment: 0, mac: .zero), line: line)
         XCTAssertNil(view.tunnel(segment: 0, mac: .broadcast), line: line)
+        XCTAssertNil(view.tunnel(segment: 1, mac: .zero), line: line)
         // Load factor at most 1/2.
-        XCTAssertGreaterThanOrEqual(Int(view.bucketMask) + 1, 2 * count, line: line)
+        XCTAssertGreaterThanOrEqual(view.macs.mask + 1, 2 * count, line: line)
+        XCTAssertEqual(plan.macs.count, count, line: line)
     }
 
     func testLookupsOfOneMAC() { checkLookups(1) }
@@ -64,73 +84,82 @@ final class TablesForwardingTests: XCTestCase {
     func testLookupsOfTenThousandMACs() { checkLookups(10_000) }
 
     func testEmptyPlan() {
-        let snapshot = ForwardingSnapshot(ForwardingPlan())
+        let snapshot = ForwardingSnapshot(plan(vnis: [], tunnels: [], macs: []))
         defer { withExtendedLifetime(snapshot) {} }
         let view = snapshot.view.pointee
         XCTAssertNil(view.tunnel(segment: 0, mac: MACAddress(0x02, 0, 0, 0, 0, 1)))
-        XCTAssertEqual(view.tunnelCount, 0)
         XCTAssertEqual(view.segmentCount, 0)
+        XCTAssertNil(view.segment(vni: vni(0)))
         XCTAssertEqual(view.binding(ofPort: 0), .unbound)
     }
 
     func testSameMACInTwoSegmentsGoesToEachSegmentsTunnel() {
-        var plan = ForwardingPlan()
-        plan.segments = [vni(1), vni(2)]
-        plan.flood = [[], []]
-        plan.deliveries = [[], []]
-        plan.tunnels = [tunnelEntry(0, vni: vni(1)), tunnelEntry(1, vni: vni(2))]
         let mac = MACAddress(0x02, 0xAB, 0, 0, 0, 1)
-        plan.macs = [.init(segment: 0, mac: mac, tunnel: TunnelIndex(rawValue: 0)),
-                     .init(segment: 1, mac: mac, tunnel: TunnelIndex(rawValue: 1)),
-                     .init(segment: 0, mac: .zero, tunnel: TunnelIndex(rawValue: 0))]
-        let snapshot = ForwardingSnapshot(plan)
+        let p = plan(vnis: [vni(1), vni(2)], tunnels: [tunnelEntry(0, vni: vni(1)), tunnelEntry(1, vni: vni(2))],
+                     macs: [MACEntry(segment: 0, mac: mac, tunnel: TunnelIndex(rawValue: 0)),
+                            MACEntry(segment: 1, mac: mac, tunnel: TunnelIndex(rawValue: 1))])
+        let snapshot = ForwardingSnapshot(p)
         defer { withExtendedLifetime(snapshot) {} }
         let view = snapshot.view.pointee
         XCTAssertEqual(view.tunnel(segment: 0, mac: mac), TunnelIndex(rawValue: 0))
         XCTAssertEqual(view.tunnel(segment: 1, mac: mac), TunnelIndex(rawValue: 1))
-        // Key 0 (segment 0, MAC 0) is a real entry, not an empty bucket.
-        XCTAssertEqual(view.tunnel(segment: 0, mac: .zero), TunnelIndex(rawValue: 0))
+        XCTAssertNil(view.tunnel(segment: 2, mac: mac))
     }
 
     func testTunnelsFloodListsAndAccessBindings() {
         var (plan, _) = makePlan(macs: 10)
         plan.access = [0: AccessBinding(segment: 0, vlan: 0), 3: AccessBinding(segment: 2, vlan: 100),
-                       63: AccessBinding(segment: 1, vlan: 4094)]
+                       63: AccessBinding(segment: 1, vlan: 4094, learnsSources: true)]
         let snapshot = ForwardingSnapshot(plan)
         defer { withExtendedLifetime(snapshot) {} }
         let view = snapshot.view.pointee
-        XCTAssertEqual(view.tunnelCount, plan.tunnels.count)
         XCTAssertEqual(view.segmentCount, 3)
-        for (i, t) in plan.tunnels.enumerated() {
-            let entry = view.entry(TunnelIndex(rawValue: UInt32(i))).pointee
-            XCTAssertEqual(entry.nextHop, t.nextHop)
-            XCTAssertEqual(entry.header, t.header)
+        for i in 0..<12 {
+            let index = TunnelIndex(rawValue: UInt32(i))
+            let entry = view.entry(index).pointee
+            let expected = plan.tunnels[index]
+            XCTAssertEqual(entry.nextHop, expected.nextHop)
+            XCTAssertEqual(entry.nextHop, NextHopID(rawValue: UInt32(100 + i)))
+            XCTAssertEqual(entry.header, expected.header)
             XCTAssertTrue(entry.header.dontFragment)
         }
         for s in 0..<3 {
-            XCTAssertEqual(view.segments[s].vni, plan.segments[s])
-            XCTAssertEqual(Array(view.floodList(segment: UInt16(s))), plan.flood[s], "segment \(s)")
+            XCTAssertEqual(view.segments[s].vni, plan.segments[s]!.vni)
+            XCTAssertEqual(Array(view.floodList(segment: UInt16(s))), plan.segments[s]!.flood, "segment \(s)")
         }
         XCTAssertEqual(view.binding(ofPort: 0), AccessBinding(segment: 0, vlan: 0))
         XCTAssertEqual(view.binding(ofPort: 3), AccessBinding(segment: 2, vlan: 100))
-        XCTAssertEqual(view.binding(ofPort: 63), AccessBinding(segment: 1, vlan: 4094))
+        XCTAssertEqual(view.binding(ofPort: 63), AccessBinding(segment: 1, vlan: 4094, learnsSources: true))
         for port in [1, 2, 4, 31, 62, 64, 65, 1000, Int(UInt16.max)] {
             XCTAssertEqual(view.binding(ofPort: UInt16(port)), .unbound, "port \(port)")
         }
     }
 
     func testEmptyFloodListsBetweenFullOnes() {
-        var plan = ForwardingPlan()
-        plan.segments = [vni(1), vni(2), vni(3)]
-        plan.tunnels = (0..<3).map { tunnelEntry($0, vni: vni(UInt32($0 + 1))) }
-        plan.flood = [[TunnelIndex(rawValue: 0)], [], [TunnelIndex(rawValue: 2), TunnelIndex(rawValue: 0)]]
-        plan.deliveries = [[], [], []]
-        let snapshot = ForwardingSnapshot(plan)
+        var p = plan(vnis: [vni(1), vni(2), vni(3)], tunnels: (0..<3).map { tunnelEntry($0, vni: vni(UInt32($0 + 1))) }, macs: [])
+        p.segments[0]!.flood = [TunnelIndex(rawValue: 0)]
+        p.segments[2]!.flood = [TunnelIndex(rawValue: 2), TunnelIndex(rawValue: 0)]
+        let snapshot = ForwardingSnapshot(p)
         defer { withExtendedLifetime(snapshot) {} }
         let view = snapshot.view.pointee
         XCTAssertEqual(Array(view.floodList(segment: 0)), [TunnelIndex(rawValue: 0)])
         XCTAssertTrue(view.floodList(segment: 1).isEmpty)
         XCTAssertEqual(Array(view.floodList(segment: 2)), [TunnelIndex(rawValue: 2), TunnelIndex(rawValue: 0)])
+    }
+
+    /// An index not in use (`nil` in the plan) finds no VNI, and the others keep theirs.
+    func testSegmentIndexesNotInUseAreHoles() {
+        var p = plan(vnis: [vni(1), vni(2), vni(3)], tunnels: [], macs: [])
+        p.segments[1] = nil
+        let snapshot = ForwardingSnapshot(p)
+        defer { withExtendedLifetime(snapshot) {} }
+        let view = snapshot.view.pointee
+        XCTAssertEqual(view.segmentCount, 3)
+        XCTAssertEqual(view.segment(vni: vni(1)), 0)
+        XCTAssertNil(view.segment(vni: vni(2)))
+        XCTAssertEqual(view.segment(vni: vni(3)), 2)
+        XCTAssertTrue(view.floodList(segment: 1).isEmpty)
+        XCTAssertTrue(view.deliveries(segment: 1).isEmpty)
     }
 
     // MARK: QSBR
@@ -172,7 +201,8 @@ final class TablesForwardingTests: XCTestCase {
         XCTAssertEqual(old, publisher.view)
         XCTAssertEqual(old.pointee.tunnel(segment: entries[0].segment, mac: entries[0].mac), entries[0].tunnel)
 
-        plan.macs = [entries[1]]
+        plan.macs = MACTable(capacity: 1)
+        plan.macs.set(MACTableReader.key(segment: entries[1].segment, mac: entries[1].mac), MACRoute(tunnel: entries[1].tunnel))
         weak var firstRetired: ForwardingSnapshot?
         do {
             let next = ForwardingSnapshot(plan)

@@ -47,7 +47,8 @@ public func fuzzAccess(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         }
         let inner = bytesAt(frame, count: length)
         for tunnel in tunnels {
-            expect(Int(tunnel.rawValue) < view.tunnelCount, "tunnel index \(tunnel.rawValue) of \(view.tunnelCount)")
+            expect(FuzzSupport.tunnel(at: tunnel, of: world.overlay, in: view)?.vni == vni,
+                   "tunnel index \(tunnel.rawValue) is no tunnel of segment \(vni)")
             encapsulate(inner, in: view.entry(tunnel).pointee.header, vni: vni, hash: hash, identification: identification)
         }
     }

@@ -33,9 +33,6 @@ public func fuzzConfiguration(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CIn
     }
     expect(overlay.tunnels.count == configuration.tunnels.count && overlay.forwarding.count == configuration.forwarding.count,
            "the overlay lost tunnels or forwarding entries of the configuration")
-    let snapshot = ForwardingSnapshot(overlay.plan())
-    withExtendedLifetime(snapshot) {
-        expect(snapshot.view.pointee.tunnelCount == configuration.tunnels.count, "the snapshot lost tunnels")
-    }
+    checkSnapshot(ForwardingSnapshot(overlay.plan()), of: overlay)
     return 0
 }

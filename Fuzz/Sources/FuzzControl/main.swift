@@ -21,7 +21,7 @@ public func fuzzControl(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     } catch {
         expect(false, "\(request) does not survive its own JSON: \(error)")
     }
-    var overlay = world.overlay
+    var overlay = world.newOverlay()
     switch request {
     case .tunnelAdd(let spec):
         let added = outcome { () throws -> Tunnel in
@@ -33,6 +33,7 @@ public func fuzzControl(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             expect(overlay.tunnel(named: tunnel.name) == tunnel, "tunnel \(tunnel.name) added but not there")
             checkSnapshot(of: overlay)
             _ = outcome { try overlay.deleteTunnel(named: tunnel.name, nowMs: 0) }
+            checkSnapshot(of: overlay)
             expect(overlay.tunnels == world.overlay.tunnels, "adding and deleting \(tunnel.name) left the tunnels changed")
         }
         if let line = yamlLine(spec) {
@@ -64,7 +65,17 @@ public func fuzzControl(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             expect(forwarded(key.0, key.1, in: overlay) == nil, "\(key) deleted but still there")
             checkSnapshot(of: overlay)
         }
-    case .forwardingShow, .neighborShow, .neighborFlush, .pending:
+    case let .floodAdd(segment, tunnel):
+        if outcome({ () throws -> Void in _ = try overlay.addFlood(segment: try ControlRequest.segmentVNI(segment), tunnel: tunnel) }) != nil {
+            expect(overlay.floodList(VNI(segment)!).last == tunnel, "\(tunnel) added to the flood list of \(segment) but not there")
+            checkSnapshot(of: overlay)
+        }
+    case let .floodDelete(segment, tunnel):
+        if outcome({ () throws -> Void in _ = try overlay.deleteFlood(segment: try ControlRequest.segmentVNI(segment), tunnel: tunnel) }) != nil {
+            expect(!overlay.floodList(VNI(segment)!).contains(tunnel), "\(tunnel) deleted from the flood list of \(segment) but still there")
+            checkSnapshot(of: overlay)
+        }
+    case .tunnelShow, .forwardingShow, .floodShow, .neighborShow, .neighborFlush, .pending:
         break
     }
     return 0
@@ -86,18 +97,18 @@ func forwarded(_ segment: VNI, _ mac: MACAddress, in overlay: Overlay) -> String
     overlay.forwarding.first { $0.key.segment == segment && $0.key.mac == mac }?.value
 }
 
-/// The overlay still makes a snapshot (every tunnel's UDP port fits the uplink's table),
-/// and it routes `key` when given.
+/// The overlay still makes a snapshot (every tunnel's UDP port fits the uplink's table)
+/// that holds all of it, and it routes `key` when given.
 func checkSnapshot(of overlay: Overlay, routes key: (segment: VNI, mac: MACAddress)? = nil) {
     let snapshot = ForwardingSnapshot(overlay.plan())
+    checkSnapshot(snapshot, of: overlay)
+    guard let key else { return }
     withExtendedLifetime(snapshot) {
         let view = snapshot.view.pointee
-        expect(view.tunnelCount == overlay.tunnels.count, "\(view.tunnelCount) tunnels in the snapshot, \(overlay.tunnels.count) in the overlay")
-        guard let key else { return }
-        guard let segment = view.segment(vni: key.segment), let tunnel = view.tunnel(segment: segment, mac: key.mac) else {
+        guard let segment = view.segment(vni: key.segment), let slot = view.tunnel(segment: segment, mac: key.mac) else {
             return expect(false, "\(key) is not in the snapshot")
         }
-        expect(Int(tunnel.rawValue) < view.tunnelCount, "\(key) routed to tunnel \(tunnel.rawValue) of \(view.tunnelCount)")
+        expect(tunnel(at: slot, of: overlay, in: view) != nil, "\(key) routed to slot \(slot.rawValue), no tunnel's")
     }
 }
 

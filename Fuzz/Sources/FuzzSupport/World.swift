@@ -34,6 +34,8 @@ public struct World: Sendable {
     public static let accessPortIDs: [UInt16] = [0, 1]
 
     public let configuration: Configuration
+    /// The overlay the snapshot was built from. Its tunnel and MAC tables are shared by
+    /// every copy of it, so a target that changes an overlay starts from `newOverlay()`.
     public let overlay: Overlay
     /// The resolver with every tunnel neighbor attached at time 0 (and the static one
     /// known), as the control core starts it.
@@ -42,14 +44,24 @@ public struct World: Sendable {
 
     public var local: IPv4Address { configuration.uplink.address.address }
 
-    public init() {
+    /// An overlay of the world's configuration with tables of its own, as at start-up.
+    public func newOverlay() -> Overlay { Self.overlay(of: configuration) }
+
+    private static func overlay(of configuration: Configuration) -> Overlay {
         do {
-            configuration = try Configuration(yaml: Self.yaml)
-            overlay = try Overlay(configuration: configuration, localMAC: Self.localMAC,
-                                  accessPortIDs: Self.accessPortIDs, nowMs: 0)
+            return try Overlay(configuration: configuration, localMAC: localMAC, accessPortIDs: accessPortIDs, nowMs: 0)
         } catch {
             fatalError("the fuzzing world does not build: \(error)")
         }
+    }
+
+    public init() {
+        do {
+            configuration = try Configuration(yaml: Self.yaml)
+        } catch {
+            fatalError("the fuzzing world does not build: \(error)")
+        }
+        overlay = Self.overlay(of: configuration)
         var resolver = NeighborResolver(settings: configuration.resolution, uplink: configuration.uplink.address, nowMs: 0)
         for neighbor in configuration.neighbors {
             _ = resolver.addStatic(neighbor.address, mac: neighbor.mac, nowMs: 0)
@@ -59,5 +71,41 @@ public struct World: Sendable {
         }
         self.resolver = resolver
         snapshot = ForwardingSnapshot(overlay.plan())
+    }
+}
+
+/// The tunnel of `overlay` whose entry sits in `slot` of the view's tunnel table, told by
+/// its outer header (no two tunnels share one); `nil` for a slot beyond the table or no
+/// tunnel's.
+public func tunnel(at slot: TunnelIndex, of overlay: Overlay, in view: ForwardingView) -> Tunnel? {
+    guard Int(slot.rawValue) < overlay.tunnelTable.capacity else { return nil }
+    let header = view.entry(slot).pointee.header
+    return overlay.tunnels.first {
+        OuterHeaderTemplate(tunnel: $0, localAddress: overlay.uplink.address.address, localMAC: overlay.localMAC) == header
+    }
+}
+
+/// A snapshot of `overlay` holds all of it: each segment's flood list is the overlay's,
+/// each static entry routes to its tunnel, and each tunnel's remote is a source of its
+/// segment.
+public func checkSnapshot(_ snapshot: ForwardingSnapshot, of overlay: Overlay) {
+    withExtendedLifetime(snapshot) {
+        let view = snapshot.view.pointee
+        for tunnel in overlay.tunnels {
+            guard let segment = view.segment(vni: tunnel.vni) else { return expect(false, "no segment for tunnel \(tunnel.name)") }
+            expect(view.accepts(segment: segment, from: tunnel.remote), "segment \(tunnel.vni) refuses \(tunnel.name)'s remote")
+        }
+        for s in 0..<view.segmentCount {
+            let vni = view.segments[s].vni
+            guard view.segment(vni: vni) == UInt16(s) else { continue }  // an index not in use
+            let flood = view.floodList(segment: UInt16(s)).map { tunnel(at: $0, of: overlay, in: view)?.name }
+            expect(flood == overlay.floodList(vni), "segment \(vni) floods to \(flood), not \(overlay.floodList(vni))")
+        }
+        for (key, name) in overlay.forwarding {
+            guard let segment = view.segment(vni: key.segment), let slot = view.tunnel(segment: segment, mac: key.mac) else {
+                return expect(false, "\(key.mac) in \(key.segment) is not in the snapshot")
+            }
+            expect(tunnel(at: slot, of: overlay, in: view)?.name == name, "\(key.mac) in \(key.segment) does not go to \(name)")
+        }
     }
 }

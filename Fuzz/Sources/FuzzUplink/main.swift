@@ -14,7 +14,7 @@ let world = World()
 public func fuzzUplink(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     var input = FuzzInput(data, size)
     var resolver = world.resolver
-    var overlay = world.overlay
+    var overlay = world.newOverlay()
     var nowMs: UInt64 = 0
     while let delay = input.integer(UInt16.self), let length = input.integer(UInt16.self) {
         nowMs += UInt64(delay)
@@ -102,18 +102,20 @@ func checkVerdict(_ verdict: DecapsulationVerdict, _ frame: UnsafeRawPointer, _ 
 /// The control core's side of learning: the report a worker sends survives its ring
 /// encoding, and the overlay learns a MAC only behind a tunnel of the packet's origin.
 func learn(from frame: UnsafeRawPointer, innerOffset: Int, type: EncapsulationType, vni: VNI, into overlay: inout Overlay) {
-    let report = LearningReport(mac: EthernetFrame.source(of: frame + innerOffset), vni: vni, type: type,
-                                remote: Decapsulation.outerSource(of: frame))
+    let remote = Decapsulation.outerSource(of: frame)
+    let report = LearningReport(mac: EthernetFrame.source(of: frame + innerOffset), vni: vni, source: .tunnel(type, remote: remote))
     expect(LearningReport(words: report.words) == report, "\(report) does not survive its ring encoding")
-    let outcome = overlay.learn(report)
+    let learnt = overlay.learn(report, nowMs: 0)
     expect(overlay.learned.count <= world.configuration.learning.maxEntries, "learnt table over its capacity")
-    guard let outcome, outcome != .full else { return }
-    let learnt = overlay.learned.entries.first { $0.key.segment == vni && $0.key.mac == report.mac }
-    guard let name = learnt?.value.tunnel, let tunnel = overlay.tunnel(named: name) else {
+    guard let (outcome, effects) = learnt else { return }
+    expect(effects.advertise.isEmpty && effects.withdraw.isEmpty && effects.resolve.isEmpty, "learning from a tunnel asked for \(effects)")
+    guard outcome != .full else { return }
+    let entry = overlay.learned.entries[Overlay.MACKey(segment: vni, mac: report.mac)]
+    guard let name = entry?.tunnel, let tunnel = overlay.tunnel(named: name) else {
         return expect(false, "\(outcome) but \(report.mac) is not in the learnt table")
     }
-    expect(tunnel.type == type && tunnel.remote == report.remote && tunnel.vni == vni,
-           "\(report.mac) from a \(type) packet of \(report.remote) learnt behind \(name)")
+    expect(tunnel.type == type && tunnel.remote == remote && tunnel.vni == vni,
+           "\(report.mac) from a \(type) packet of \(remote) learnt behind \(name)")
     // The snapshot built from it routes the MAC to that tunnel, as a learnt entry.
     let snapshot = ForwardingSnapshot(overlay.plan())
     withExtendedLifetime(snapshot) {
@@ -122,9 +124,9 @@ func learn(from frame: UnsafeRawPointer, innerOffset: Int, type: EncapsulationTy
               let route = view.route(key: ForwardingView.key(segment: segment, mac: report.mac)) else {
             return expect(false, "learnt \(report.mac) is not in the snapshot")
         }
-        expect(Int(route.tunnel.rawValue) < view.tunnelCount && route.learnedSlot != nil, "learnt \(report.mac) routed to \(route)")
-        let header = view.entry(route.tunnel).pointee.header
-        expect(header.type == type && header.remoteAddress == report.remote, "learnt \(report.mac) routed to another tunnel")
+        expect(route.learnedSlot == entry?.slot, "learnt \(report.mac) routed to \(route)")
+        expect(FuzzSupport.tunnel(at: route.tunnel, of: overlay, in: view)?.name == name,
+               "learnt \(report.mac) routed to another tunnel than \(name)")
     }
 }
 

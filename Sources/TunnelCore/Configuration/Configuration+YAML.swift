@@ -238,6 +238,7 @@ private struct Validator {
                 throw E(path: m.path("name"),
                         message: "duplicate tunnel name \(ConfigurationText.quote(name)) (also \(YAMLReader.item(path, other.index)))")
             }
+            if let problem = TunnelRules.reservedNameProblem(name) { throw E(path: m.path("name"), message: problem) }
             let typeText = try m.string("type")
             guard let type = EncapsulationType(rawValue: typeText) else {
                 throw E(path: m.path("type"), message: TunnelRules.unknownTypeMessage(typeText))

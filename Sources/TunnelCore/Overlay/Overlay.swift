@@ -150,9 +150,7 @@ public struct Overlay: Sendable {
     /// Adds a tunnel from the configuration or `tunnelctl`; its new next hop, if any, is
     /// to be resolved at once.
     public mutating func addTunnel(_ tunnel: Tunnel, nowMs: UInt64) throws(OverlayError) -> OverlayEffects {
-        guard !tunnel.name.hasPrefix(EVPNState.tunnelNamePrefix) else {
-            throw .invalidTunnel(tunnel.name, "names beginning with '\(EVPNState.tunnelNamePrefix)' are kept for the tunnels EVPN makes")
-        }
+        if let problem = TunnelRules.reservedNameProblem(tunnel.name) { throw .invalidTunnel(tunnel.name, problem) }
         return try addTunnel(tunnel, origin: .configured, nowMs: nowMs)
     }
 

@@ -25,6 +25,13 @@ public enum TunnelRules {
         isValidName(name) ? nil : "\(ConfigurationText.quote(name)) is not a valid tunnel name (1 to \(maxNameLength) characters of A-Z a-z 0-9 _ . -)"
     }
 
+    /// Why a tunnel of the configuration or `tunnelctl` cannot have this name: the names
+    /// of the tunnels EVPN makes are EVPN's own.
+    public static func reservedNameProblem(_ name: String) -> String? {
+        name.hasPrefix(EVPNState.tunnelNamePrefix)
+            ? "names beginning with '\(EVPNState.tunnelNamePrefix)' are kept for the tunnels EVPN makes" : nil
+    }
+
     /// Why `a` cannot be a host's address (unspecified, broadcast, loopback, multicast,
     /// class E, or the network or broadcast address of `prefix`), or `nil`.
     public static func hostAddressProblem(_ a: IPv4Address, in prefix: IPv4Interface?) -> String? {
