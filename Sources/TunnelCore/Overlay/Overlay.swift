@@ -7,6 +7,9 @@
 /// the `MACTable` when that MAC changes, so no change copies the others. What each change
 /// asks of the control core (publish a snapshot of the small parts, resolve a next hop,
 /// write the kernel) comes back as `OverlayEffects`. Time is passed in.
+///
+/// A value type for its bookkeeping, but the tables are shared: a copy writes into the
+/// same tunnel and MAC tables, so there is one overlay per forwarder (the control core's).
 public struct Overlay: Sendable {
     public struct MACKey: Hashable, Sendable, Comparable {
         public var segment: VNI
