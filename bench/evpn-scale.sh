@@ -13,7 +13,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 python=/usr/bin/python3     # Debian's python3, as for the system tests
 
 fail() { echo "bench/evpn-scale.sh: $*" >&2; exit 1; }
@@ -22,17 +21,5 @@ case "${1:-}" in
     -h|--help) awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"; echo
                exec "$python" "$here/tools/evpn_scale.py" --help ;;
 esac
-[ "$(id -u)" -eq 0 ] || fail "run as root (network namespaces, DPDK hugepages, the kernel FDB)"
-bin="${TUNNELFWD_BIN_DIR:-$root/.build/release}"
-for b in tunnelfwd tunnelctl; do
-    [ -x "$bin/$b" ] || fail "$bin/$b is missing: build it with 'swift build -c release' (or set TUNNELFWD_BIN_DIR)"
-done
-for tool in ip bridge tc; do
-    command -v "$tool" >/dev/null || fail "'$tool' not found: run deploy/install-deps.sh"
-done
-free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-[ "${free:-0}" -ge 64 ] && mountpoint -q /dev/hugepages ||
-    fail "${free:-0} free hugepages or /dev/hugepages not mounted (64 needed): run Hugepages/setup.sh"
-
-export TUNNELFWD_BIN_DIR="$bin"
-exec "$python" "$here/tools/evpn_scale.py" "$@"
+source "$here/tools/preflight.sh"
+run_tool evpn_scale.py "ip bridge tc" "$@"

@@ -13,7 +13,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
 python=/usr/bin/python3     # Debian's python3, as for the system tests
 
 fail() { echo "bench/soak.sh: $*" >&2; exit 1; }
@@ -22,17 +21,5 @@ case "${1:-}" in
     -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; echo; exec "$python" "$here/tools/soak.py" --help ;;
     '') fail "usage: bench/soak.sh MINUTES [options] (--help lists them)" ;;
 esac
-[ "$(id -u)" -eq 0 ] || fail "run as root (network namespaces, DPDK hugepages)"
-bin="${TUNNELFWD_BIN_DIR:-$root/.build/release}"
-for b in tunnelfwd tunnelctl; do
-    [ -x "$bin/$b" ] || fail "$bin/$b is missing: build it with 'swift build -c release' (or set TUNNELFWD_BIN_DIR)"
-done
-for tool in ip nft ping; do
-    command -v "$tool" >/dev/null || fail "'$tool' not found: run deploy/install-deps.sh"
-done
-free=$(awk '/HugePages_Free/ {print $2}' /proc/meminfo)
-[ "${free:-0}" -ge 64 ] && mountpoint -q /dev/hugepages ||
-    fail "${free:-0} free hugepages or /dev/hugepages not mounted (64 needed): run Hugepages/setup.sh"
-
-export TUNNELFWD_BIN_DIR="$bin"
-exec "$python" "$here/tools/soak.py" "$@"
+source "$here/tools/preflight.sh"
+run_tool soak.py "ip nft ping" "$@"
